@@ -1,0 +1,186 @@
+//! `runbook:plugin/db`: grant-checked SQL against the target database, inside the step's
+//! transaction. A denied statement never reaches the database and is audited.
+
+use std::time::Instant;
+
+use super::truncate;
+use crate::grant::{SqlAccess, SqlDialect, SqlError};
+use crate::runtime::db_bindings::{self, Column, Dialect, Rows};
+use crate::runtime::types_bindings::{CallError, Value};
+use crate::runtime::StepState;
+use crate::state::LogLine;
+use crate::target::{SqlValue, StepTransaction, TargetError};
+
+impl db_bindings::Host for StepState {
+    async fn dialect(&mut self) -> wasmtime::Result<Dialect> {
+        Ok(match self.db.target.as_ref().map(|t| t.dialect()) {
+            Some(SqlDialect::Sqlite) => Dialect::Sqlite,
+            _ => Dialect::Postgres,
+        })
+    }
+
+    async fn query(
+        &mut self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<Rows, CallError>> {
+        Ok(self.run_statement(&sql, params, Statement::Query).await.map(|done| match done {
+            Done::Rows(rows) => rows,
+            Done::Affected(_) => Rows { columns: Vec::new(), rows: Vec::new() },
+        }))
+    }
+
+    async fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<u64, CallError>> {
+        Ok(self.run_statement(&sql, params, Statement::Execute).await.map(|done| match done {
+            Done::Affected(n) => n,
+            Done::Rows(rows) => rows.rows.len() as u64,
+        }))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Statement {
+    Query,
+    Execute,
+}
+
+enum Done {
+    Rows(Rows),
+    Affected(u64),
+}
+
+impl StepState {
+    async fn run_statement(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        statement: Statement,
+    ) -> Result<Done, CallError> {
+        let started = Instant::now();
+        let access = self.authorize(sql)?;
+        if let Some(reason) = &self.db.poisoned {
+            return Err(CallError::Failed(format!(
+                "an earlier statement of this step failed ({reason}); its transaction is aborted"
+            )));
+        }
+        let params: Vec<SqlValue> = params.into_iter().map(to_sql_value).collect();
+        let tx = self.transaction().await?;
+        let result = match statement {
+            Statement::Query => tx.query(sql, &params).await.map(|r| Done::Rows(to_rows(r))),
+            Statement::Execute => tx.execute(sql, &params).await.map(Done::Affected),
+        };
+        let elapsed = started.elapsed();
+        match result {
+            Ok(done) => {
+                tracing::debug!(
+                    target: "runbook::db",
+                    step = %self.context.step_id,
+                    kind = %access.statement,
+                    elapsed_us = elapsed.as_micros() as u64,
+                    "statement ran"
+                );
+                Ok(done)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                // A failed statement aborts a Postgres transaction; make SQLite behave the
+                // same so plugins see one rule: a step's writes stand or fall together.
+                if !matches!(error, TargetError::BadParameter { .. }) {
+                    self.db.poisoned = Some(message.clone());
+                }
+                Err(CallError::Failed(message))
+            }
+        }
+    }
+
+    /// Parses the statement and checks it against the step's database grant.
+    fn authorize(&mut self, sql: &str) -> Result<std::sync::Arc<SqlAccess>, CallError> {
+        let Some(target) = &self.db.target else {
+            return Err(CallError::Unavailable(
+                "no target database is configured on this host".into(),
+            ));
+        };
+        match self.db.analysis.analyze(sql, target.dialect()) {
+            Ok(access) => match self.grants.db.check(&access) {
+                Ok(()) => Ok(access),
+                Err(denied) => Err(self.deny(&format!("db:{}", denied.table), denied.to_string(), sql)),
+            },
+            Err(SqlError::Parse(message)) => Err(CallError::Invalid(format!(
+                "SQL does not parse: {message}"
+            ))),
+            Err(other) => Err(self.deny("db", other.to_string(), sql)),
+        }
+    }
+
+    /// Records a denial in the audit log and the step log, and builds the plugin's error.
+    fn deny(&mut self, target: &str, reason: String, sql: &str) -> CallError {
+        self.record.denials += 1;
+        let detail = serde_json::json!({ "reason": reason, "sql": truncate(sql, 2000) }).to_string();
+        let entry = self.audit_entry("capability.denied", target, detail);
+        self.record.audit.push(entry);
+        tracing::warn!(target: "runbook::grant", step = %self.context.step_id, plugin = %self.context.plugin, "denied: {reason}");
+        self.push_log(LogLine {
+            at: chrono::Utc::now(),
+            level: "warn".into(),
+            stream: "host".into(),
+            message: format!("denied: {reason}"),
+            fields: [("sql".to_string(), truncate(sql, 500))].into_iter().collect(),
+        });
+        CallError::Denied(reason)
+    }
+
+    async fn transaction(&mut self) -> Result<&mut StepTransaction, CallError> {
+        if self.db.tx.is_none() {
+            let target = self.db.target.as_ref().expect("authorize checked the target");
+            let tx = target
+                .begin()
+                .await
+                .map_err(|e| CallError::Failed(e.to_string()))?;
+            self.db.tx = Some(tx);
+        }
+        Ok(self.db.tx.as_mut().expect("just opened"))
+    }
+}
+
+fn to_sql_value(value: Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Boolean(b) => SqlValue::Boolean(b),
+        Value::Integer(n) => SqlValue::Integer(n),
+        Value::Float(f) => SqlValue::Float(f),
+        Value::Text(s) => SqlValue::Text(s),
+        Value::Bytes(b) => SqlValue::Bytes(b),
+        Value::Timestamp(t) => SqlValue::Timestamp(t),
+    }
+}
+
+fn from_sql_value(value: SqlValue) -> Value {
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Boolean(b) => Value::Boolean(b),
+        SqlValue::Integer(n) => Value::Integer(n),
+        SqlValue::Float(f) => Value::Float(f),
+        SqlValue::Text(s) => Value::Text(s),
+        SqlValue::Bytes(b) => Value::Bytes(b),
+        SqlValue::Timestamp(t) => Value::Timestamp(t),
+    }
+}
+
+fn to_rows(rows: crate::target::Rows) -> Rows {
+    Rows {
+        columns: rows
+            .columns
+            .into_iter()
+            .map(|c| Column { name: c.name, type_name: c.type_name })
+            .collect(),
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(from_sql_value).collect())
+            .collect(),
+    }
+}

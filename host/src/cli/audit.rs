@@ -1,0 +1,100 @@
+//! `runbook audit show|verify`: read and check the hash-chained audit log.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::exit;
+use super::output::{self, DIM, FAIL, OK};
+use super::session::{Reported, Session};
+use crate::state::AuditVerification;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show audit entries, oldest first
+    Show(ShowArgs),
+    /// Recompute the hash chain; exit 1 and name the first bad entry if it was tampered with
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Only entries of this run
+    #[arg(long = "run", value_name = "RUN_ID")]
+    run_id: Option<String>,
+    /// At most this many (the newest)
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn audit(config: Option<&Path>, command: AuditCommand) -> u8 {
+    let result: Result<u8, Reported> = async {
+        let state = Session::open(config)?.state().await?;
+        let fail = |e: crate::state::StateError| {
+            output::error(&e.to_string());
+            Reported(exit::FAILED)
+        };
+        match command {
+            AuditCommand::Show(args) => {
+                let entries = state.audit_entries(args.run_id.as_deref(), args.limit).await.map_err(fail)?;
+                if args.json {
+                    output::json(&entries);
+                    return Ok(exit::SUCCESS);
+                }
+                for e in entries {
+                    anstream::println!(
+                        "{DIM}#{:<6} {}{DIM:#} {:<12} {:<22} {} {DIM}{}{DIM:#}",
+                        e.seq,
+                        e.at.format("%Y-%m-%d %H:%M:%S"),
+                        e.actor,
+                        e.action,
+                        e.target,
+                        e.detail
+                    );
+                }
+                Ok(exit::SUCCESS)
+            }
+            AuditCommand::Verify(args) => {
+                let verification = state.verify_audit().await.map_err(fail)?;
+                let code = match &verification {
+                    AuditVerification::Intact { .. } => exit::SUCCESS,
+                    AuditVerification::Broken { .. } => exit::FAILED,
+                };
+                if args.json {
+                    output::json(&match &verification {
+                        AuditVerification::Intact { entries, head } => {
+                            json!({ "status": "intact", "entries": entries, "head": head })
+                        }
+                        AuditVerification::Broken { seq, reason } => {
+                            json!({ "status": "broken", "first_bad_seq": seq, "reason": reason })
+                        }
+                    });
+                } else {
+                    match verification {
+                        AuditVerification::Intact { entries, head } => anstream::println!(
+                            "{OK}intact{OK:#}: {entries} entries, head {}",
+                            head.as_deref().unwrap_or("(empty)")
+                        ),
+                        AuditVerification::Broken { seq, reason } => {
+                            anstream::println!("{FAIL}broken{FAIL:#} at entry #{seq}: {reason}")
+                        }
+                    }
+                }
+                Ok(code)
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|Reported(code)| code)
+}

@@ -1,0 +1,210 @@
+//! `runbook list|show|validate|plugins`: read-only views of runbooks and plugins.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::exit;
+use super::output::{self, BOLD, DIM, FAIL, OK};
+use super::session::{Reported, Session, report_diagnostics};
+use crate::grant::{Capability, Grants, StatementKind};
+use crate::runbook::load_runbook;
+use crate::runtime::Runtime;
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Runbook name or path
+    runbook: String,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Runbook files to check [default: every runbook in the runbook folders]
+    files: Vec<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn list(config: Option<&Path>, args: ListArgs) -> u8 {
+    let Ok(session) = Session::open(config) else { return exit::INVALID };
+    let plugins = session.plugins();
+    let mut rows = Vec::new();
+    for file in session.runbook_files() {
+        let entry = match load_runbook(&file, &plugins) {
+            Ok(rb) => json!({ "name": rb.name, "description": rb.description, "steps": rb.steps.len(), "file": file, "valid": true }),
+            Err(d) => json!({ "name": file.file_stem().map(|s| s.to_string_lossy()), "file": file, "valid": false, "errors": d.len() }),
+        };
+        rows.push(entry);
+    }
+    if args.json {
+        output::json(&rows);
+        return exit::SUCCESS;
+    }
+    for row in &rows {
+        let name = row["name"].as_str().unwrap_or("?");
+        if row["valid"] == Value::Bool(true) {
+            anstream::println!("{BOLD}{name:<28}{BOLD:#} {} {DIM}({} steps){DIM:#}", row["description"].as_str().unwrap_or(""), row["steps"]);
+        } else {
+            anstream::println!("{BOLD}{name:<28}{BOLD:#} {FAIL}invalid{FAIL:#} {DIM}(runbook validate {}){DIM:#}", row["file"].as_str().unwrap_or(""));
+        }
+    }
+    exit::SUCCESS
+}
+
+pub async fn show(config: Option<&Path>, args: ShowArgs) -> u8 {
+    let result: Result<u8, Reported> = (|| {
+        let session = Session::open(config)?;
+        let plugins = session.plugins();
+        let runbook = session.load_runbook(&args.runbook, &plugins)?;
+        if args.json {
+            output::json(&runbook);
+            return Ok(exit::SUCCESS);
+        }
+        anstream::println!("{BOLD}{}{BOLD:#} — {}", runbook.name, runbook.description);
+        anstream::println!("{DIM}{} sha256:{}{DIM:#}", runbook.source, runbook.digest);
+        if !runbook.params.is_empty() {
+            anstream::println!("\n{BOLD}parameters{BOLD:#}");
+            for p in &runbook.params {
+                let default = p.default.as_ref().map_or(String::new(), |d| format!(" = {d}"));
+                let required = if p.required { " (required)" } else { "" };
+                anstream::println!("  {}: {:?}{default}{required}  {DIM}{}{DIM:#}", p.name, p.kind, p.description.as_deref().unwrap_or(""));
+            }
+        }
+        anstream::println!("\n{BOLD}steps{BOLD:#}");
+        for (i, step) in runbook.steps.iter().enumerate() {
+            anstream::println!("  {}. {BOLD}{}{BOLD:#} {}plugin {}", i + 1, step.id, step.name.as_deref().map(|n| format!("({n}) ")).unwrap_or_default(), step.plugin);
+            if let Some(when) = &step.when {
+                anstream::println!("     when: {when}");
+            }
+            for line in grant_lines(&step.grants) {
+                anstream::println!("     grant: {line}");
+            }
+        }
+        Ok(exit::SUCCESS)
+    })();
+    result.unwrap_or_else(|Reported(code)| code)
+}
+
+/// One line per granted capability, the way a security reviewer reads them.
+pub fn grant_lines(grants: &Grants) -> Vec<String> {
+    let mut lines = Vec::new();
+    for kind in StatementKind::ALL {
+        let tables = grants.db.tables(kind);
+        if !tables.is_empty() {
+            lines.push(format!("db {kind}: {}", tables.iter().cloned().collect::<Vec<_>>().join(", ")));
+        }
+    }
+    if let Some(stripe) = &grants.stripe {
+        lines.push(format!("stripe: {}", stripe.operations.iter().cloned().collect::<Vec<_>>().join(", ")));
+    }
+    if let Some(email) = &grants.email {
+        lines.push(format!("email to: {}", email.recipients.join(", ")));
+    }
+    if lines.is_empty() {
+        lines.push("none (audit and log only)".into());
+    }
+    lines
+}
+
+pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
+    let Ok(session) = Session::open(config) else { return exit::INVALID };
+    let plugins = session.plugins();
+    let files = if args.files.is_empty() { session.runbook_files() } else { args.files };
+    let mut results = Vec::new();
+    let mut all_ok = true;
+    for file in &files {
+        match load_runbook(file, &plugins) {
+            Ok(_) => results.push(json!({ "file": file, "valid": true, "errors": [] })),
+            Err(diagnostics) => {
+                all_ok = false;
+                if !args.json {
+                    report_diagnostics(&diagnostics);
+                }
+                results.push(json!({ "file": file, "valid": false, "errors": diagnostics.to_json() }));
+            }
+        }
+    }
+    if args.json {
+        output::json(&results);
+    } else {
+        for r in &results {
+            if r["valid"] == Value::Bool(true) {
+                anstream::println!("{OK}ok{OK:#}      {}", r["file"].as_str().unwrap_or(""));
+            } else {
+                anstream::println!("{FAIL}invalid{FAIL:#} {} ({} errors)", r["file"].as_str().unwrap_or(""), r["errors"].as_array().map_or(0, |a| a.len()));
+            }
+        }
+    }
+    if all_ok { exit::SUCCESS } else { exit::INVALID }
+}
+
+pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
+    let Ok(session) = Session::open(config) else { return exit::INVALID };
+    let plugins = session.plugins();
+    let runtime = match Runtime::new(session.config.cache_dir.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            output::error(&e.to_string());
+            return exit::FAILED;
+        }
+    };
+    let mut rows = Vec::new();
+    let mut code = exit::SUCCESS;
+    for entry in plugins.entries() {
+        let m = &entry.manifest;
+        let loaded = runtime.load(&m.name, &entry.wasm_path);
+        let (digest, imports, problem) = match &loaded {
+            Ok(p) => {
+                // A component that imports more than its manifest declares is lying to
+                // reviewers; flag it.
+                let undeclared: Vec<Capability> = p.imports.iter().copied().filter(|c| !m.needs.allows_interface(*c)).collect();
+                let problem = (!undeclared.is_empty()).then(|| format!("imports {undeclared:?} not declared in its manifest"));
+                (Some(p.digest.clone()), p.imports.iter().map(|c| c.to_string()).collect::<Vec<_>>(), problem)
+            }
+            Err(e) => (None, Vec::new(), Some(e.to_string())),
+        };
+        if problem.is_some() {
+            code = exit::FAILED;
+        }
+        rows.push(json!({
+            "name": m.name, "version": m.version, "description": m.description,
+            "wasm": entry.wasm_path, "sha256": digest, "imports": imports,
+            "needs": m.needs, "problem": problem,
+        }));
+    }
+    if args.json {
+        output::json(&rows);
+        return code;
+    }
+    for (row, entry) in rows.iter().zip(plugins.entries()) {
+        anstream::println!("{BOLD}{}{BOLD:#} {} — {}", row["name"].as_str().unwrap_or(""), row["version"].as_str().unwrap_or(""), row["description"].as_str().unwrap_or(""));
+        anstream::println!("  {DIM}sha256:{}{DIM:#}", row["sha256"].as_str().unwrap_or("?"));
+        anstream::println!("  imports: {}", row["imports"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+        for line in grant_lines(&entry.manifest.needs) {
+            anstream::println!("  needs:   {line}");
+        }
+        if let Some(problem) = row["problem"].as_str() {
+            anstream::println!("  {FAIL}problem{FAIL:#}: {problem}");
+        }
+    }
+    code
+}

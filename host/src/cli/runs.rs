@@ -1,0 +1,124 @@
+//! `runbook runs` and `runbook status`: run history from the state store.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::exit;
+use super::output::{self, BOLD, DIM};
+use super::session::{Reported, Session};
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// How many runs to show, newest first
+    #[arg(long, default_value_t = 20)]
+    limit: i64,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Run id (or a unique prefix of at least 8 characters)
+    run_id: String,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
+    let result: Result<u8, Reported> = async {
+        let state = Session::open(config)?.state().await?;
+        let runs = state.list_runs(args.limit).await.map_err(|e| {
+            output::error(&e.to_string());
+            Reported(exit::FAILED)
+        })?;
+        if args.json {
+            output::json(&runs);
+            return Ok(exit::SUCCESS);
+        }
+        if runs.is_empty() {
+            println!("no runs yet");
+        }
+        for run in runs {
+            let style = output::status_style(&run.status.to_string());
+            anstream::println!(
+                "{}  {:<24} {style}{:<10}{style:#} {:>3} steps {:>7} ms  {}  {DIM}{}{DIM:#}",
+                run.id,
+                run.runbook,
+                run.status.to_string(),
+                run.steps_total,
+                run.duration_ms.map_or("-".to_string(), |d| d.to_string()),
+                run.started_at.format("%Y-%m-%d %H:%M:%S"),
+                run.operator
+            );
+        }
+        Ok(exit::SUCCESS)
+    }
+    .await;
+    result.unwrap_or_else(|Reported(code)| code)
+}
+
+pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
+    let result: Result<u8, Reported> = async {
+        let state = Session::open(config)?.state().await?;
+        let detail = match state.run(&args.run_id).await {
+            Ok(Some(detail)) => detail,
+            Ok(None) => {
+                output::error(&format!("no run `{}`", args.run_id));
+                return Err(Reported(exit::INVALID));
+            }
+            Err(e) => {
+                output::error(&e.to_string());
+                return Err(Reported(exit::INVALID));
+            }
+        };
+        if args.json {
+            output::json(&detail);
+            return Ok(exit::SUCCESS);
+        }
+        let run = &detail.run;
+        let style = output::status_style(&run.status.to_string());
+        anstream::println!("{BOLD}run{BOLD:#}      {}", run.id);
+        anstream::println!("{BOLD}runbook{BOLD:#}  {} {DIM}sha256:{}{DIM:#}", run.runbook, &run.runbook_digest);
+        anstream::println!("{BOLD}status{BOLD:#}   {style}{}{style:#}", run.status);
+        anstream::println!("{BOLD}operator{BOLD:#} {}", run.operator);
+        anstream::println!("{BOLD}params{BOLD:#}   {}", run.params);
+        anstream::println!("{BOLD}started{BOLD:#}  {}", run.started_at.to_rfc3339());
+        if let Some(error) = &run.error {
+            anstream::println!("{BOLD}error{BOLD:#}    {error}");
+        }
+        for step in &detail.steps {
+            let style = output::status_style(&step.status.to_string());
+            anstream::println!(
+                "\n{BOLD}step {}{BOLD:#} {DIM}{} sha256:{}{DIM:#} {style}{}{style:#} {} ms",
+                step.step_id,
+                step.plugin,
+                &step.plugin_digest.get(..12).unwrap_or(&step.plugin_digest),
+                step.status,
+                step.duration_ms.unwrap_or(0)
+            );
+            anstream::println!("  input:  {}", step.input);
+            if let Some(output) = &step.output {
+                anstream::println!("  output: {output}");
+            }
+            if let Some(error) = &step.error {
+                anstream::println!("  error:  {error}");
+            }
+            for line in &step.logs {
+                anstream::println!(
+                    "  {DIM}{} {:<5} {:<6}{DIM:#} {}{}",
+                    line.at.format("%H:%M:%S%.3f"),
+                    line.level,
+                    line.stream,
+                    line.message,
+                    if line.fields.is_empty() { String::new() } else { format!(" {:?}", line.fields) }
+                );
+            }
+        }
+        Ok(exit::SUCCESS)
+    }
+    .await;
+    result.unwrap_or_else(|Reported(code)| code)
+}

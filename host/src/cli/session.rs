@@ -1,0 +1,119 @@
+//! What most commands need: the configuration, the plugins, the state store, the target
+//! database and runbook lookup, each opened only when asked for.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::plugin::PluginDirectory;
+use crate::runbook::{Diagnostics, Runbook, load_runbook};
+use crate::state::StateStore;
+
+use super::exit;
+use super::output;
+
+pub struct Session {
+    pub config: Config,
+}
+
+/// A failure that has been reported to the user; carries the exit code.
+pub struct Reported(pub u8);
+
+impl Session {
+    pub fn open(config: Option<&Path>) -> Result<Session, Reported> {
+        Config::load(config)
+            .map(|config| Session { config })
+            .map_err(|e| {
+                output::error(&e.to_string());
+                Reported(exit::INVALID)
+            })
+    }
+
+    pub fn plugins(&self) -> PluginDirectory {
+        let plugins = PluginDirectory::scan(&self.config.plugin_dirs);
+        for problem in &plugins.problems {
+            anstream::eprintln!("{}warning{}: {problem}", output::WARN, output::WARN.render_reset());
+        }
+        plugins
+    }
+
+    pub async fn state(&self) -> Result<StateStore, Reported> {
+        StateStore::open(&self.config.state_url).await.map_err(|e| {
+            output::error(&format!("cannot open the state store {}: {e}", redact_url(&self.config.state_url)));
+            Reported(exit::INVALID)
+        })
+    }
+
+    /// All runbook files in the runbook folders, sorted by path.
+    pub fn runbook_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .config
+            .runbook_dirs
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flat_map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A runbook by name (`<name>.toml` in a runbook folder) or by path.
+    pub fn find_runbook(&self, name_or_path: &str) -> Option<PathBuf> {
+        let as_path = Path::new(name_or_path);
+        if name_or_path.ends_with(".toml") && as_path.is_file() {
+            return Some(as_path.to_path_buf());
+        }
+        self.config
+            .runbook_dirs
+            .iter()
+            .map(|dir| dir.join(format!("{name_or_path}.toml")))
+            .find(|p| p.is_file())
+    }
+
+    pub fn load_runbook(&self, name_or_path: &str, plugins: &PluginDirectory) -> Result<Runbook, Reported> {
+        let Some(path) = self.find_runbook(name_or_path) else {
+            let known: Vec<String> = self
+                .runbook_files()
+                .iter()
+                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .collect();
+            output::error(&format!(
+                "no runbook named `{name_or_path}` (known: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ));
+            return Err(Reported(exit::INVALID));
+        };
+        load_runbook(&path, plugins).map_err(|d| {
+            report_diagnostics(&d);
+            Reported(exit::INVALID)
+        })
+    }
+}
+
+pub fn report_diagnostics(diagnostics: &Diagnostics) {
+    eprint!("{}", diagnostics.render(output::stderr_colour()));
+}
+
+/// Hides a password in a database URL before it is shown anywhere.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_output() {
+        assert_eq!(super::redact_url("postgres://ops:s3cret@db:5432/billing"), "postgres://ops:***@db:5432/billing");
+        assert_eq!(super::redact_url("postgres://ops@db/billing"), "postgres://ops@db/billing");
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,14 @@
+//! `runbook`: turns billing operations runbooks into sandboxed, reviewed, repeatable
+//! automation. Plugins are WebAssembly components; the host grants each step exactly the
+//! capabilities its runbook names and records every side effect.
+
+mod capability;
+pub mod cli;
+pub mod config;
+pub mod exec;
+pub mod grant;
+pub mod plugin;
+pub mod runbook;
+pub mod runtime;
+pub mod state;
+pub mod target;

@@ -1,0 +1,5 @@
+//! The `runbook` binary; everything lives in the library so tests can reach it.
+
+fn main() -> std::process::ExitCode {
+    runbook::cli::main()
+}

@@ -1,0 +1,113 @@
+//! The command line contract: exit codes, diagnostics with file:line:column and a caret,
+//! JSON output, and refusal of bad input without running anything.
+
+mod support;
+
+use serde_json::Value;
+use support::{Backend, Workspace, assert_success, stderr, stdout};
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let out = ws.run(&["--help"]);
+    assert_success(&out);
+    let help = stdout(&out);
+    for line in ["0  success", "1  a step failed", "2  invalid input or configuration"] {
+        assert!(help.contains(line), "{help}");
+    }
+    assert!(stdout(&ws.run(&["exec", "--help"])).contains("2  invalid input"));
+}
+
+#[test]
+fn shipped_runbooks_validate() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let out = ws.run(&["validate", "--json"]);
+    assert_success(&out);
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<String> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    for expected in ["billing-report.toml", "quota-reset.toml", "webhook-failure.toml"] {
+        assert!(names.contains(&expected.to_string()), "{names:?}");
+    }
+    assert!(results.as_array().unwrap().iter().all(|r| r["valid"] == true), "{results}");
+}
+
+const MALFORMED: &str = r#"name = "broken"
+description = "three mistakes at once"
+colour = "blue"
+
+[[steps]]
+id = "first"
+plugin = "no-such-plugin"
+
+[[steps]]
+id = "second"
+plugin = "probe"
+[steps.input]
+statements = "{{ steps.third.output }}"
+
+[[steps]]
+id = "third"
+plugin = "probe"
+"#;
+
+#[test]
+fn a_malformed_runbook_reports_every_error_with_line_and_column_and_exits_2() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let path = ws.add_runbook("broken", MALFORMED);
+    let out = ws.run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("broken.toml:3:1"), "unknown key `colour` at 3:1:\n{err}");
+    assert!(err.contains("broken.toml:7:10"), "unknown plugin at 7:10:\n{err}");
+    assert!(err.contains("broken.toml:13:14"), "later step reference at 13:14:\n{err}");
+    assert!(err.contains('^') || err.contains('─'), "a caret or underline:\n{err}");
+    assert!(!err.contains('\u{1b}'), "no colour when not on a terminal");
+
+    let out = ws.run(&["validate", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = results[0]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    let positions: Vec<(i64, i64)> = errors
+        .iter()
+        .map(|e| (e["line"].as_i64().unwrap(), e["column"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(positions, vec![(3, 1), (7, 10), (13, 14)]);
+
+    // exec refuses it too, and nothing runs.
+    let out = ws.run(&["exec", "broken"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(ws.json(&["runs", "--json"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_toml_syntax_error_points_at_its_line() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let path = ws.add_runbook("syntax", "name = \"syntax\"\ndescription = \"x\"\n[[steps]\nid = 1\n");
+    let out = ws.run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("syntax.toml:3:"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_invocations_exit_2_without_running() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let out = ws.run(&["exec", "no-such-runbook"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no runbook named `no-such-runbook`"));
+
+    let out = ws.run(&["exec", "quota-reset", "--param", "nonsense=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`nonsense` is not a parameter"), "{}", stderr(&out));
+
+    std::fs::write(ws.path().join("runbook.toml"), "[target]\nurl = 5\n").unwrap();
+    let out = ws.run(&["runs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("runbook.toml"), "{}", stderr(&out));
+    assert_eq!(ws.run(&["no-such-command"]).status.code(), Some(2));
+}
