@@ -47,12 +47,14 @@ plugin = "no-such-plugin"
 [[steps]]
 id = "second"
 plugin = "probe"
+grants.db.select = ["organizations"]
 [steps.input]
 statements = "{{ steps.third.output }}"
 
 [[steps]]
 id = "third"
 plugin = "probe"
+grants.db.select = ["organizations"]
 "#;
 
 #[test]
@@ -64,7 +66,7 @@ fn a_malformed_runbook_reports_every_error_with_line_and_column_and_exits_2() {
     let err = stderr(&out);
     assert!(err.contains("broken.toml:3:1"), "unknown key `colour` at 3:1:\n{err}");
     assert!(err.contains("broken.toml:7:10"), "unknown plugin at 7:10:\n{err}");
-    assert!(err.contains("broken.toml:13:14"), "later step reference at 13:14:\n{err}");
+    assert!(err.contains("broken.toml:14:14"), "later step reference at 14:14:\n{err}");
     assert!(err.contains('^') || err.contains('─'), "a caret or underline:\n{err}");
     assert!(!err.contains('\u{1b}'), "no colour when not on a terminal");
 
@@ -77,7 +79,7 @@ fn a_malformed_runbook_reports_every_error_with_line_and_column_and_exits_2() {
         .iter()
         .map(|e| (e["line"].as_i64().unwrap(), e["column"].as_i64().unwrap()))
         .collect();
-    assert_eq!(positions, vec![(3, 1), (7, 10), (13, 14)]);
+    assert_eq!(positions, vec![(3, 1), (7, 10), (14, 14)]);
 
     // exec refuses it too, and nothing runs.
     let out = ws.run(&["exec", "broken"]);

@@ -5,17 +5,17 @@ use std::time::Instant;
 
 use super::truncate;
 use crate::grant::{SqlAccess, SqlDialect, SqlError};
-use crate::runtime::db_bindings::{self, Column, Dialect, Rows};
+use crate::runtime::db_bindings::{self, Column, Rows, SqlDialect as WitDialect};
 use crate::runtime::types_bindings::{CallError, Value};
 use crate::runtime::StepState;
 use crate::state::LogLine;
 use crate::target::{SqlValue, StepTransaction, TargetError};
 
 impl db_bindings::Host for StepState {
-    async fn dialect(&mut self) -> wasmtime::Result<Dialect> {
+    async fn dialect(&mut self) -> wasmtime::Result<WitDialect> {
         Ok(match self.db.target.as_ref().map(|t| t.dialect()) {
-            Some(SqlDialect::Sqlite) => Dialect::Sqlite,
-            _ => Dialect::Postgres,
+            Some(SqlDialect::Sqlite) => WitDialect::Sqlite,
+            _ => WitDialect::Postgres,
         })
     }
 

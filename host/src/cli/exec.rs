@@ -11,7 +11,7 @@ use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
 use super::session::{Reported, Session, redact_url};
 use crate::exec::{ExecError, Executor, RunObserver, StepReport, parse_cli_params};
 use crate::grant::AnalysisCache;
-use crate::runbook::template::Templates;
+use crate::runbook::Templates;
 use crate::runbook::{Runbook, Step};
 use crate::runtime::Runtime;
 use crate::state::{RunStatus, StepStatus};

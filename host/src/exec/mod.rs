@@ -13,7 +13,7 @@ pub use report::{RunReport, StepReport};
 
 use crate::grant::{AnalysisCache, Capability};
 use crate::plugin::PluginDirectory;
-use crate::runbook::template::Templates;
+use crate::runbook::Templates;
 use crate::runbook::{Runbook, Step};
 use crate::runtime::{
     DbSession, LoadedPlugin, PluginOutcome, Runtime, RuntimeError, StepContext, StepLimits,

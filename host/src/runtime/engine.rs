@@ -12,7 +12,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub fn build_engine() -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.async_support(true);
     // Fuel bounds work done; epochs bound wall time even when a guest never calls out.
     config.consume_fuel(true);
     config.epoch_interruption(true);

@@ -1,0 +1,216 @@
+//! The validated runbook: what the engine runs once a file has passed every load-time check.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::grant::Grants;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Runbook {
+    pub name: String,
+    pub description: String,
+    /// In file order.
+    pub params: Vec<Param>,
+    /// In file order, which is the order they run in.
+    pub steps: Vec<Step>,
+    /// The file name as given to the loader.
+    pub source: String,
+    /// SHA-256 (hex) of the file text, so a run record names exactly what was run.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamKind,
+    pub default: Option<Value>,
+    pub required: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamKind {
+    String,
+    Integer,
+    Float,
+    Boolean,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub name: Option<String>,
+    pub plugin: String,
+    /// A minijinja expression (no braces); the step is skipped when it is false.
+    pub when: Option<String>,
+    /// `None`: the configured default applies.
+    pub timeout: Option<Duration>,
+    pub memory_mb: Option<u64>,
+    pub fuel: Option<u64>,
+    /// Always a JSON object; strings in it may be templates, rendered at run time.
+    pub input: Value,
+    pub grants: Grants,
+}
+
+impl ParamKind {
+    pub const ALL: [ParamKind; 4] = [
+        ParamKind::String,
+        ParamKind::Integer,
+        ParamKind::Float,
+        ParamKind::Boolean,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamKind::String => "string",
+            ParamKind::Integer => "integer",
+            ParamKind::Float => "float",
+            ParamKind::Boolean => "boolean",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ParamKind> {
+        ParamKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// "an integer", "a string": for messages.
+    pub fn article(self) -> &'static str {
+        match self {
+            ParamKind::String => "a string",
+            ParamKind::Integer => "an integer",
+            ParamKind::Float => "a float",
+            ParamKind::Boolean => "a boolean",
+        }
+    }
+
+    /// Reads a command-line value (`--param k=v`) as this type.
+    pub fn parse_value(&self, raw: &str) -> Result<Value, String> {
+        match self {
+            ParamKind::String => Ok(Value::String(raw.to_string())),
+            ParamKind::Integer => raw
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("expected an integer, got `{raw}`")),
+            ParamKind::Float => raw
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| format!("expected a finite number, got `{raw}`")),
+            ParamKind::Boolean => match raw.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(Value::Bool(true)),
+                "false" => Ok(Value::Bool(false)),
+                _ => Err(format!("expected `true` or `false`, got `{raw}`")),
+            },
+        }
+    }
+
+    /// Whether `v` is a value of this type. Integers are accepted as floats.
+    pub fn accepts(&self, v: &Value) -> bool {
+        match self {
+            ParamKind::String => v.is_string(),
+            ParamKind::Integer => v.is_i64() || v.is_u64(),
+            ParamKind::Float => v.is_number(),
+            ParamKind::Boolean => v.is_boolean(),
+        }
+    }
+
+    /// `v` as this type, assuming [`accepts`](Self::accepts): a float parameter given `2`
+    /// becomes `2.0`, so plugins see one JSON type per parameter.
+    pub(crate) fn normalize(&self, v: Value) -> Value {
+        match (self, &v) {
+            (ParamKind::Float, Value::Number(n)) if !n.is_f64() => n
+                .as_f64()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(v, Value::Number),
+            _ => v,
+        }
+    }
+}
+
+impl std::fmt::Display for ParamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Runbook {
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The `params` object templates see: given values checked against their types,
+    /// defaults filled in, and every problem reported at once. A declared parameter with
+    /// neither a value nor a default is `null`, so `params.x is none` works in templates
+    /// instead of tripping strict undefined.
+    pub fn resolve_params(
+        &self,
+        given: &BTreeMap<String, Value>,
+    ) -> Result<Map<String, Value>, Vec<String>> {
+        let mut errors = Vec::new();
+        for name in given.keys() {
+            if self.param(name).is_none() {
+                let declared: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                errors.push(if declared.is_empty() {
+                    format!("unknown parameter `{name}`: this runbook takes no parameters")
+                } else {
+                    format!(
+                        "unknown parameter `{name}` (this runbook takes: {})",
+                        declared.join(", ")
+                    )
+                });
+            }
+        }
+        let mut out = Map::new();
+        for p in &self.params {
+            let value = match given.get(&p.name) {
+                Some(v) if p.kind.accepts(v) => p.kind.normalize(v.clone()),
+                Some(v) => {
+                    errors.push(format!(
+                        "parameter `{}` must be {}, got {}",
+                        p.name,
+                        p.kind.article(),
+                        describe_json(v)
+                    ));
+                    continue;
+                }
+                None => match &p.default {
+                    Some(d) => d.clone(),
+                    None if p.required => {
+                        errors.push(format!("missing required parameter `{}`", p.name));
+                        continue;
+                    }
+                    None => Value::Null,
+                },
+            };
+            out.insert(p.name.clone(), value);
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn describe_json(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) if n.is_f64() => format!("float `{n}`"),
+        Value::Number(n) => format!("integer `{n}`"),
+        Value::String(s) => format!("string {}", Value::String(s.clone())),
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
+}

@@ -1,0 +1,703 @@
+//! The state store: opening SQLite or PostgreSQL through one `Any` code path, migrations, and the store's error type.
+//!
+//! Runs and steps live in [`runs`], the hash-chained audit log in [`audit`].
+//! Every column is TEXT or BIGINT (see `migrations/state/0001_initial.sql`), so
+//! the same SQL and the same decoding serve both backends.
+
+mod audit;
+mod runs;
+
+pub use audit::{AuditEntry, AuditVerification, GENESIS_HASH, NewAuditEntry};
+pub use runs::{
+    LogLine, NewRun, RunDetail, RunRecord, RunStatus, RunSummary, StepOutcome, StepRecord,
+    StepStart, StepStatus,
+};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/state");
+
+/// Shortest run-id prefix [`StateStore::run`] resolves; shorter ones would match
+/// too much by accident.
+pub const MIN_RUN_ID_PREFIX: usize = 8;
+
+/// How long a SQLite writer waits for the write lock; the `PRAGMA
+/// busy_timeout = 5000` statements below must agree with it.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("unsupported state store URL: {0}")]
+    UnsupportedUrl(String),
+    #[error("cannot create directory {path} for the state store: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("SQLite did not switch to WAL journal mode (journal_mode is {0:?})")]
+    WalUnavailable(String),
+    #[error("state store database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("state store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("run {0} already exists")]
+    RunExists(String),
+    #[error("run {0} not found")]
+    RunNotFound(String),
+    #[error("run {run_id} is already {status}")]
+    RunNotRunning { run_id: String, status: RunStatus },
+    #[error("run id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
+    AmbiguousRunId {
+        prefix: String,
+        /// Some of the matching ids (at most ten), sorted.
+        candidates: Vec<String>,
+    },
+    #[error("step {index} of run {run_id} already exists")]
+    StepExists { run_id: String, index: i64 },
+    #[error("step {index} of run {run_id} not found")]
+    StepNotFound { run_id: String, index: i64 },
+    #[error("step {index} of run {run_id} is already {status}")]
+    StepNotRunning {
+        run_id: String,
+        index: i64,
+        status: StepStatus,
+    },
+    #[error("invalid {what}: {reason}")]
+    InvalidInput { what: &'static str, reason: String },
+    #[error("invalid {kind} status {value:?}")]
+    InvalidStatus { kind: &'static str, value: String },
+    #[error("cannot encode {what} as JSON: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("corrupt state store data at {location}: {reason}")]
+    Corrupt { location: String, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Durable record of runs, steps and the audit chain. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the store at `url` and brings its schema up to date.
+    ///
+    /// `url` is `sqlite://path/to/state.db` (relative or `sqlite:///absolute`;
+    /// the file and its parent directories are created) or `postgres://...`.
+    pub async fn open(url: &str) -> Result<StateStore, StateError> {
+        // Idempotent; the drivers must be registered before any `Any` connection.
+        sqlx::any::install_default_drivers();
+        let (backend, connect_url) = prepare_url(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                prepare_sqlite(&connect_url).await?;
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    // synchronous and busy_timeout are per connection, so every
+                    // pooled connection needs them, not just the first.
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(
+                                "PRAGMA busy_timeout = 5000; \
+                                 PRAGMA foreign_keys = ON; \
+                                 PRAGMA synchronous = NORMAL;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&connect_url)
+                    .await?
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .connect(&connect_url)
+                    .await?;
+                // sqlx serialises concurrent migrators on PostgreSQL with an
+                // advisory lock, so two processes opening at once are safe.
+                let mut conn = pool.acquire().await?;
+                migrate(&mut conn).await?;
+                drop(conn);
+                pool
+            }
+        };
+        Ok(StateStore { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction that will write.
+    ///
+    /// On SQLite a plain `BEGIN` is deferred: a transaction that reads and then
+    /// writes can fail with SQLITE_BUSY (which busy_timeout cannot wait out) when
+    /// another connection wrote in between. `BEGIN IMMEDIATE` takes the write
+    /// lock up front, waiting up to busy_timeout, so read-then-write sequences
+    /// such as "read the audit head, append after it" are atomic across
+    /// connections and processes.
+    ///
+    /// On PostgreSQL, callers lock what they need explicitly (see
+    /// `audit::append_in_tx`). READ COMMITTED is requested rather than
+    /// inherited: under a server default of REPEATABLE READ the snapshot would
+    /// predate the lock, and a locked appender could still read a stale head.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StateError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await?
+            }
+        })
+    }
+}
+
+/// Splits `url` into its backend and the URL to hand to sqlx.
+fn prepare_url(url: &str) -> Result<(Backend, String), StateError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        // Only the scheme is echoed: the rest may hold a password.
+        let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
+        return Err(StateError::UnsupportedUrl(format!(
+            "scheme {scheme:?}; expected sqlite://PATH or postgres://..."
+        )));
+    };
+    let (raw_path, params) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let path = percent_decode(raw_path).ok_or_else(|| {
+        StateError::UnsupportedUrl("the SQLite path is not valid UTF-8 once %-decoded".into())
+    })?;
+    let in_memory = path.is_empty()
+        || path == ":memory:"
+        || params.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
+    if in_memory {
+        // Each pooled connection would get its own empty database.
+        return Err(StateError::UnsupportedUrl(
+            "in-memory SQLite is not supported; give a file path".into(),
+        ));
+    }
+    let path = std::path::absolute(Path::new(&path)).map_err(|source| StateError::CreateDir {
+        path: PathBuf::from(&path),
+        source,
+    })?;
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StateError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let path_str = path
+        .to_str()
+        .ok_or_else(|| StateError::UnsupportedUrl("the SQLite path is not valid UTF-8".into()))?;
+    // sqlx re-parses the URL with a generic URL parser; an absolute,
+    // %-encoded path survives that unchanged, whereas `sqlite://dir/x.db`
+    // would have `dir` taken for a host name and `..` segments normalised.
+    let mut out = format!("sqlite://{}", percent_encode_path(path_str));
+    let mut query: Vec<&str> = params
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|kv| !kv.is_empty())
+        .collect();
+    if !query.iter().any(|kv| kv.starts_with("mode=")) {
+        query.push("mode=rwc");
+    }
+    out.push('?');
+    out.push_str(&query.join("&"));
+    Ok((Backend::Sqlite, out))
+}
+
+/// One-time setup of a SQLite file, on a dedicated connection before the pool exists.
+async fn prepare_sqlite(url: &str) -> Result<(), StateError> {
+    let mut conn = AnyConnection::connect(url).await?;
+    sqlx::raw_sql("PRAGMA busy_timeout = 5000;")
+        .execute(&mut conn)
+        .await?;
+
+    // WAL is persistent in the file, but switching to it needs an exclusive
+    // lock that busy_timeout does not wait for, so a process opening the file
+    // while another one is using it may be refused briefly: retry.
+    let mut attempts = 0u32;
+    let mode = loop {
+        match sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(mode) => break mode,
+            Err(sqlx::Error::Database(e)) if attempts < 50 && is_sqlite_busy(&*e) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS / 50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StateError::WalUnavailable(mode));
+    }
+
+    // sqlx's migration lock is a no-op on SQLite, so two processes opening a
+    // fresh file at once would both try to create the tables. Holding the
+    // write lock for the whole migration serialises them: the second one
+    // waits, then finds everything applied. (sqlx runs each migration in a
+    // savepoint inside this transaction.)
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    migrate(&mut tx).await?;
+    tx.commit().await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Runs the migrations on `conn`.
+///
+/// `Migrator::run` takes `impl Acquire<'a>`, and with it rustc cannot prove
+/// `open`'s future `Send` ("implementation of `Acquire` is not general
+/// enough"), so callers could not `tokio::spawn` it. `run_direct` is what
+/// `run` calls after acquiring, and sqlx keeps it public (doc-hidden) for
+/// exactly this problem.
+async fn migrate(conn: &mut AnyConnection) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run_direct(None, conn, false).await
+}
+
+fn is_sqlite_busy(e: &dyn sqlx::error::DatabaseError) -> bool {
+    // Primary result codes 5 (SQLITE_BUSY) and 6 (SQLITE_LOCKED); extended
+    // codes keep the primary code in the low byte.
+    e.code()
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%'
+            && let Some(hex) = bytes.get(i + 1..i + 3)
+            // from_str_radix alone would also accept a sign ("%+f").
+            && hex.iter().all(u8::is_ascii_hexdigit)
+            && let Some(v) = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn percent_encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The one text form of a timestamp in the store: UTC, microseconds, `Z`.
+///
+/// Fixed width (and therefore sortable as text) only for years 0000-9999, so
+/// anything else is refused rather than stored out of order.
+fn format_ts(what: &'static str, at: &DateTime<Utc>) -> Result<String, StateError> {
+    if !(0..=9999).contains(&at.year()) {
+        return Err(StateError::InvalidInput {
+            what,
+            reason: format!("timestamp {at} is outside the years 0000-9999"),
+        });
+    }
+    Ok(at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+fn parse_ts(location: impl FnOnce() -> String, text: &str) -> Result<DateTime<Utc>, StateError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StateError::Corrupt {
+            location: location(),
+            reason: format!("bad timestamp {text:?}: {e}"),
+        })
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+) -> Result<String, StateError> {
+    serde_json::to_string(value).map_err(|source| StateError::Json { what, source })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    location: impl FnOnce() -> String,
+    text: &str,
+) -> Result<T, StateError> {
+    serde_json::from_str(text).map_err(|e| StateError::Corrupt {
+        location: location(),
+        reason: format!("bad JSON: {e}"),
+    })
+}
+
+/// Reads one column, turning a NULL or mistyped value into [`StateError::Corrupt`].
+fn col<'r, T>(
+    row: &'r AnyRow,
+    name: &str,
+    location: impl FnOnce() -> String,
+) -> Result<T, StateError>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(name).map_err(|e| StateError::Corrupt {
+        location: format!("{}, column {name}", location()),
+        reason: e.to_string(),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Test targets: a SQLite file in a tempdir always, and a fresh PostgreSQL
+    //! database when a server is reachable.
+
+    use std::future::Future;
+
+    use sqlx::AnyConnection;
+    use sqlx::Connection;
+
+    /// Admin connection used to create and drop per-test databases.
+    fn pg_admin_url() -> String {
+        std::env::var("RUNBOOK_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    fn with_database(admin_url: &str, db: &str) -> String {
+        let (base, query) = match admin_url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (admin_url, None),
+        };
+        let base = match base.rfind('/') {
+            Some(i) if i > base.find("://").map_or(0, |j| j + 2) => &base[..i],
+            _ => base,
+        };
+        match query {
+            Some(q) => format!("{base}/{db}?{q}"),
+            None => format!("{base}/{db}"),
+        }
+    }
+
+    pub struct Target {
+        pub label: &'static str,
+        pub url: String,
+        _dir: Option<tempfile::TempDir>,
+        pg_db: Option<String>,
+    }
+
+    impl Target {
+        async fn cleanup(self) {
+            if let Some(db) = &self.pg_db {
+                let mut admin = AnyConnection::connect(&pg_admin_url())
+                    .await
+                    .expect("reconnect to PostgreSQL to drop the test database");
+                // FORCE: pools of stores from the finished test may still be closing.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await
+                .expect("drop test database");
+                let _ = admin.close().await;
+            }
+        }
+    }
+
+    pub async fn targets() -> Vec<Target> {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/nested/dir/state.db", dir.path().display());
+        let mut out = vec![Target {
+            label: "sqlite",
+            url,
+            _dir: Some(dir),
+            pg_db: None,
+        }];
+        match AnyConnection::connect(&pg_admin_url()).await {
+            Ok(mut admin) => {
+                let db = format!("rb_state_{}", uuid::Uuid::now_v7().simple());
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create test database");
+                let _ = admin.close().await;
+                out.push(Target {
+                    label: "postgres",
+                    url: with_database(&pg_admin_url(), &db),
+                    _dir: None,
+                    pg_db: Some(db),
+                });
+            }
+            Err(e) => {
+                eprintln!("note: PostgreSQL unreachable ({e}); running the SQLite variant only");
+            }
+        }
+        out
+    }
+
+    /// Runs `body(label, url)` against every target, cleaning every one up
+    /// even when a run panics, then re-raises the first panic.
+    pub async fn on_all_backends<F, Fut>(body: F)
+    where
+        F: Fn(&'static str, String) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut first_panic = None;
+        for target in targets().await {
+            let label = target.label;
+            eprintln!("running on {label}");
+            let outcome = tokio::spawn(body(label, target.url.clone())).await;
+            target.cleanup().await;
+            if let Err(e) = outcome {
+                eprintln!("failed on {label}");
+                if first_panic.is_none() {
+                    first_panic = Some(e);
+                }
+            }
+        }
+        if let Some(e) = first_panic {
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("test task failed: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::on_all_backends;
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised_for_sqlx() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        let (backend, url) = prepare_url(&format!("sqlite://{base}/a b/state.db")).unwrap();
+        assert_eq!(backend, Backend::Sqlite);
+        assert_eq!(url, format!("sqlite://{base}/a%20b/state.db?mode=rwc"));
+        assert!(dir.path().join("a b").is_dir());
+
+        let (_, url) = prepare_url(&format!("sqlite:{base}/x.db?mode=rw")).unwrap();
+        assert_eq!(url, format!("sqlite://{base}/x.db?mode=rw"));
+
+        // %-escapes in the given URL are decoded once, then re-encoded.
+        let (_, url) = prepare_url(&format!("sqlite://{base}/q%3Fx%+f.db")).unwrap();
+        assert_eq!(url, format!("sqlite://{base}/q%3Fx%25%2Bf.db?mode=rwc"));
+
+        let (backend, url) = prepare_url("postgres://u@h/db").unwrap();
+        assert_eq!(
+            (backend, url.as_str()),
+            (Backend::Postgres, "postgres://u@h/db")
+        );
+
+        assert!(matches!(
+            prepare_url("sqlite::memory:"),
+            Err(StateError::UnsupportedUrl(_))
+        ));
+        match prepare_url("mysql://user:secret@h/db") {
+            Err(StateError::UnsupportedUrl(msg)) => {
+                assert!(!msg.contains("secret"), "{msg}");
+                assert!(msg.contains("\"mysql\""), "{msg}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Compile-time check: every operation's future can be `tokio::spawn`ed.
+    #[test]
+    fn public_futures_are_spawnable() {
+        fn spawnable<F: std::future::Future + Send + 'static>(_: F) {}
+        fn check(s: StateStore, run: NewRun, step: StepStart, outcome: StepOutcome) {
+            spawnable(async { StateStore::open("sqlite://x.db").await });
+            let st = s.clone();
+            spawnable(async move { st.create_run(&run).await });
+            let st = s.clone();
+            spawnable(async move { st.start_step("r", &step).await });
+            let st = s.clone();
+            spawnable(async move { st.finish_step("r", 0, &outcome, &[]).await });
+            let st = s.clone();
+            spawnable(async move { st.finish_run("r", RunStatus::Failed, None).await });
+            let st = s.clone();
+            spawnable(async move { st.list_runs(1).await });
+            let st = s.clone();
+            spawnable(async move { st.run("r").await });
+            let st = s.clone();
+            spawnable(async move { st.append_audit(&[]).await });
+            let st = s.clone();
+            spawnable(async move { st.audit_entries(None, 1).await });
+            spawnable(async move { s.verify_audit().await });
+        }
+        let _ = check as fn(_, _, _, _);
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width() {
+        let t = DateTime::parse_from_rfc3339("2025-01-02T03:04:05.678901234Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_ts("t", &t).unwrap(), "2025-01-02T03:04:05.678901Z");
+        let t = DateTime::parse_from_rfc3339("2025-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_ts("t", &t).unwrap(), "2025-01-02T03:04:05.000000Z");
+        let far = chrono::TimeZone::with_ymd_and_hms(&Utc, 10000, 1, 1, 0, 0, 0).unwrap();
+        assert!(matches!(
+            format_ts("t", &far),
+            Err(StateError::InvalidInput { what: "t", .. })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_configures_backend_and_reopen_keeps_migrations() {
+        on_all_backends(|label, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            let expected = if label == "sqlite" {
+                Backend::Sqlite
+            } else {
+                Backend::Postgres
+            };
+            assert_eq!(store.backend(), expected);
+
+            if store.backend() == Backend::Sqlite {
+                let mut conn = store.pool.acquire().await.unwrap();
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(mode, "wal");
+                // NORMAL is 1.
+                let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(sync, 1);
+                let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(fk, 1);
+                let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(busy, 5000);
+            }
+
+            store
+                .append_audit(&[audit::tests::entry("a", None, "first")])
+                .await
+                .unwrap();
+            let versions: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+            let expected_versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+            assert_eq!(versions, expected_versions);
+            assert_eq!(versions, vec![1]);
+            store.pool.close().await;
+
+            // Reopening must neither re-apply nor trip over applied migrations.
+            let again = StateStore::open(&url).await.unwrap();
+            let again2 = StateStore::open(&url).await.unwrap();
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_one(&again.pool)
+                .await
+                .unwrap();
+            assert_eq!(count, 1);
+            let entries = again2.audit_entries(None, 10).await.unwrap();
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].detail, "first");
+            match again.verify_audit().await.unwrap() {
+                AuditVerification::Intact { entries, head } => {
+                    assert_eq!(entries, 1);
+                    assert_eq!(head.as_deref(), Some(entries_hash(&again).await.as_str()));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+        .await;
+    }
+
+    async fn entries_hash(store: &StateStore) -> String {
+        sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_open_of_a_fresh_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/fresh/state.db", dir.path().display());
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { StateStore::open(&url).await })
+            })
+            .collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
+        let store = StateStore::open(&url).await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 1);
+    }
+}

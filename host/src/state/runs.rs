@@ -1,0 +1,1066 @@
+//! Runs and their steps: lifecycle writes (create, start, finish) and the listing and detail reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use super::audit::{NewAuditEntry, append_in_tx};
+use super::{
+    MIN_RUN_ID_PREFIX, StateError, StateStore, col, format_ts, from_json, is_unique_violation,
+    parse_ts, to_json,
+};
+
+/// How many candidates an [`StateError::AmbiguousRunId`] lists.
+const AMBIGUOUS_CANDIDATES: i64 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = StateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "running" => Ok(RunStatus::Running),
+            "succeeded" => Ok(RunStatus::Succeeded),
+            "failed" => Ok(RunStatus::Failed),
+            _ => Err(StateError::InvalidStatus {
+                kind: "run",
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StepStatus {
+    type Err = StateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "running" => Ok(StepStatus::Running),
+            "succeeded" => Ok(StepStatus::Succeeded),
+            "failed" => Ok(StepStatus::Failed),
+            "skipped" => Ok(StepStatus::Skipped),
+            _ => Err(StateError::InvalidStatus {
+                kind: "step",
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NewRun {
+    pub id: String,
+    pub runbook: String,
+    pub runbook_digest: String,
+    pub params: Value,
+    pub operator: String,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepStart {
+    pub index: i64,
+    pub step_id: String,
+    pub plugin: String,
+    pub plugin_digest: String,
+    pub input: Value,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepOutcome {
+    pub status: StepStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub logs: Vec<LogLine>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    pub level: String,
+    /// "log", "stdout", "stderr" or "host".
+    pub stream: String,
+    pub message: String,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub runbook: String,
+    pub operator: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub steps_total: i64,
+    pub steps_failed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub runbook: String,
+    pub runbook_digest: String,
+    pub params: Value,
+    pub operator: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepRecord {
+    pub index: i64,
+    pub step_id: String,
+    pub plugin: String,
+    pub plugin_digest: String,
+    pub status: StepStatus,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub logs: Vec<LogLine>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+}
+
+fn run_status(location: impl FnOnce() -> String, text: &str) -> Result<RunStatus, StateError> {
+    text.parse().map_err(|e: StateError| StateError::Corrupt {
+        location: location(),
+        reason: e.to_string(),
+    })
+}
+
+fn step_status(location: impl FnOnce() -> String, text: &str) -> Result<StepStatus, StateError> {
+    text.parse().map_err(|e: StateError| StateError::Corrupt {
+        location: location(),
+        reason: e.to_string(),
+    })
+}
+
+fn opt_ts(
+    location: impl FnOnce() -> String,
+    text: Option<String>,
+) -> Result<Option<DateTime<Utc>>, StateError> {
+    text.map(|t| parse_ts(location, &t)).transpose()
+}
+
+fn summary_from_row(row: &AnyRow) -> Result<RunSummary, StateError> {
+    let id: String = col(row, "id", || "runs row".to_owned())?;
+    let loc = || format!("runs row {id:?}");
+    let status: String = col(row, "status", loc)?;
+    let started: String = col(row, "started_at", loc)?;
+    let finished: Option<String> = col(row, "finished_at", loc)?;
+    let started_at = parse_ts(|| format!("runs row {id:?}, column started_at"), &started)?;
+    let finished_at = opt_ts(|| format!("runs row {id:?}, column finished_at"), finished)?;
+    Ok(RunSummary {
+        runbook: col(row, "runbook", loc)?,
+        operator: col(row, "operator", loc)?,
+        status: run_status(|| format!("runs row {id:?}, column status"), &status)?,
+        started_at,
+        finished_at,
+        // A clock that stepped backwards must not yield a negative duration.
+        duration_ms: finished_at.map(|f| (f - started_at).num_milliseconds().max(0)),
+        steps_total: col(row, "steps_total", loc)?,
+        steps_failed: col(row, "steps_failed", loc)?,
+        id,
+    })
+}
+
+fn record_from_row(row: &AnyRow) -> Result<RunRecord, StateError> {
+    let id: String = col(row, "id", || "runs row".to_owned())?;
+    let loc = || format!("runs row {id:?}");
+    let params: String = col(row, "params", loc)?;
+    let status: String = col(row, "status", loc)?;
+    let started: String = col(row, "started_at", loc)?;
+    let finished: Option<String> = col(row, "finished_at", loc)?;
+    Ok(RunRecord {
+        runbook: col(row, "runbook", loc)?,
+        runbook_digest: col(row, "runbook_digest", loc)?,
+        params: from_json(|| format!("runs row {id:?}, column params"), &params)?,
+        operator: col(row, "operator", loc)?,
+        status: run_status(|| format!("runs row {id:?}, column status"), &status)?,
+        started_at: parse_ts(|| format!("runs row {id:?}, column started_at"), &started)?,
+        finished_at: opt_ts(|| format!("runs row {id:?}, column finished_at"), finished)?,
+        error: col(row, "error", loc)?,
+        id,
+    })
+}
+
+fn step_from_row(run_id: &str, row: &AnyRow) -> Result<StepRecord, StateError> {
+    let index: i64 = col(row, "step_index", || format!("steps row of run {run_id:?}"))?;
+    let loc = || format!("steps row ({run_id:?}, {index})");
+    let at = |c: &str| format!("steps row ({run_id:?}, {index}), column {c}");
+    let status: String = col(row, "status", loc)?;
+    let input: String = col(row, "input", loc)?;
+    let output: Option<String> = col(row, "output", loc)?;
+    let logs: String = col(row, "logs", loc)?;
+    let started: String = col(row, "started_at", loc)?;
+    let finished: Option<String> = col(row, "finished_at", loc)?;
+    Ok(StepRecord {
+        index,
+        step_id: col(row, "step_id", loc)?,
+        plugin: col(row, "plugin", loc)?,
+        plugin_digest: col(row, "plugin_digest", loc)?,
+        status: step_status(|| at("status"), &status)?,
+        input: from_json(|| at("input"), &input)?,
+        output: output.map(|o| from_json(|| at("output"), &o)).transpose()?,
+        error: col(row, "error", loc)?,
+        logs: from_json(|| at("logs"), &logs)?,
+        started_at: parse_ts(|| at("started_at"), &started)?,
+        finished_at: opt_ts(|| at("finished_at"), finished)?,
+        duration_ms: col(row, "duration_ms", loc)?,
+    })
+}
+
+/// The stored status of a run, read inside a transaction to explain a refused write.
+async fn current_run_status(
+    conn: &mut AnyConnection,
+    run_id: &str,
+) -> Result<Option<RunStatus>, StateError> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    status
+        .map(|s| run_status(|| format!("runs row {run_id:?}, column status"), &s))
+        .transpose()
+}
+
+impl StateStore {
+    /// Records a new run in status `running`.
+    pub async fn create_run(&self, run: &NewRun) -> Result<(), StateError> {
+        if run.id.is_empty() {
+            return Err(StateError::InvalidInput {
+                what: "run id",
+                reason: "it is empty".to_owned(),
+            });
+        }
+        let params = to_json("run params", &run.params)?;
+        let started_at = format_ts("run start time", &run.started_at)?;
+        let result = sqlx::query(
+            "INSERT INTO runs (id, runbook, runbook_digest, params, operator, status, started_at) \
+             VALUES ($1, $2, $3, $4, $5, 'running', $6)",
+        )
+        .bind(&run.id)
+        .bind(&run.runbook)
+        .bind(&run.runbook_digest)
+        .bind(params)
+        .bind(&run.operator)
+        .bind(started_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StateError::RunExists(run.id.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records that step `step.index` of a running run has started.
+    pub async fn start_step(&self, run_id: &str, step: &StepStart) -> Result<(), StateError> {
+        let input = to_json("step input", &step.input)?;
+        let started_at = format_ts("step start time", &step.started_at)?;
+        let mut tx = self.begin_write().await?;
+        // One statement, so a run cannot finish between the check and the insert.
+        let result = sqlx::query(
+            "INSERT INTO steps (run_id, step_index, step_id, plugin, plugin_digest, status, \
+             input, logs, started_at) \
+             SELECT $1, $2, $3, $4, $5, 'running', $6, '[]', $7 \
+             WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running')",
+        )
+        .bind(run_id)
+        .bind(step.index)
+        .bind(&step.step_id)
+        .bind(&step.plugin)
+        .bind(&step.plugin_digest)
+        .bind(input)
+        .bind(started_at)
+        .execute(&mut *tx)
+        .await;
+        match result {
+            Ok(r) if r.rows_affected() == 1 => {}
+            Ok(_) => {
+                return Err(match current_run_status(&mut tx, run_id).await? {
+                    None => StateError::RunNotFound(run_id.to_owned()),
+                    Some(status) => StateError::RunNotRunning {
+                        run_id: run_id.to_owned(),
+                        status,
+                    },
+                });
+            }
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StateError::StepExists {
+                    run_id: run_id.to_owned(),
+                    index: step.index,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the outcome of a running step and appends `audit` to the chain,
+    /// in one transaction: either both are stored or neither is.
+    pub async fn finish_step(
+        &self,
+        run_id: &str,
+        step_index: i64,
+        outcome: &StepOutcome,
+        audit: &[NewAuditEntry],
+    ) -> Result<(), StateError> {
+        if outcome.status == StepStatus::Running {
+            return Err(StateError::InvalidInput {
+                what: "step outcome",
+                reason: "a finished step cannot be running".to_owned(),
+            });
+        }
+        let output = outcome
+            .output
+            .as_ref()
+            .map(|o| to_json("step output", o))
+            .transpose()?;
+        let logs = to_json("step logs", &outcome.logs)?;
+        let finished_at = format_ts("step finish time", &outcome.finished_at)?;
+
+        let mut tx = self.begin_write().await?;
+        // Only a running step may finish: a second outcome must not silently
+        // overwrite the first.
+        let updated = sqlx::query(
+            "UPDATE steps SET status = $1, output = $2, error = $3, logs = $4, \
+             finished_at = $5, duration_ms = $6 \
+             WHERE run_id = $7 AND step_index = $8 AND status = 'running'",
+        )
+        .bind(outcome.status.as_str())
+        .bind(output)
+        .bind(&outcome.error)
+        .bind(logs)
+        .bind(finished_at)
+        .bind(outcome.duration_ms)
+        .bind(run_id)
+        .bind(step_index)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            let status: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM steps WHERE run_id = $1 AND step_index = $2",
+            )
+            .bind(run_id)
+            .bind(step_index)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(match status {
+                None => StateError::StepNotFound {
+                    run_id: run_id.to_owned(),
+                    index: step_index,
+                },
+                Some(s) => StateError::StepNotRunning {
+                    run_id: run_id.to_owned(),
+                    index: step_index,
+                    status: step_status(
+                        || format!("steps row ({run_id:?}, {step_index}), column status"),
+                        &s,
+                    )?,
+                },
+            });
+        }
+        append_in_tx(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a running run finished now, as `status` (succeeded or failed).
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<(), StateError> {
+        if status == RunStatus::Running {
+            return Err(StateError::InvalidInput {
+                what: "run status",
+                reason: "a finished run cannot be running".to_owned(),
+            });
+        }
+        let finished_at = format_ts("run finish time", &Utc::now())?;
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, error = $3 \
+             WHERE id = $4 AND status = 'running'",
+        )
+        .bind(status.as_str())
+        .bind(finished_at)
+        .bind(error)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(match current_run_status(&mut tx, run_id).await? {
+                None => StateError::RunNotFound(run_id.to_owned()),
+                Some(status) => StateError::RunNotRunning {
+                    run_id: run_id.to_owned(),
+                    status,
+                },
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest `limit` runs, newest first.
+    pub async fn list_runs(&self, limit: i64) -> Result<Vec<RunSummary>, StateError> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        // COUNT, not SUM: PostgreSQL's SUM over BIGINT is NUMERIC, which the
+        // Any driver cannot decode.
+        let rows = sqlx::query(
+            "SELECT r.id, r.runbook, r.operator, r.status, r.started_at, r.finished_at, \
+             (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id) AS steps_total, \
+             (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id AND s.status = 'failed') \
+             AS steps_failed \
+             FROM runs r ORDER BY r.started_at DESC, r.id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    /// The run `run_id` with its steps in index order.
+    ///
+    /// An exact id wins; otherwise `run_id` may be a prefix of at least
+    /// [`MIN_RUN_ID_PREFIX`] characters matching exactly one run.
+    pub async fn run(&self, run_id: &str) -> Result<Option<RunDetail>, StateError> {
+        const RUN_COLUMNS: &str = "SELECT id, runbook, runbook_digest, params, operator, status, started_at, \
+             finished_at, error FROM runs WHERE id = $1";
+        let mut row = sqlx::query(RUN_COLUMNS)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let prefix_len = run_id.chars().count();
+        if row.is_none() && prefix_len >= MIN_RUN_ID_PREFIX {
+            // substr rather than LIKE: LIKE is case-insensitive on SQLite and
+            // would treat `_` and `%` in the prefix as wildcards.
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE substr(id, 1, CAST($2 AS INTEGER)) = $1 \
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(run_id)
+            .bind(i64::try_from(prefix_len).unwrap_or(i64::MAX))
+            .bind(AMBIGUOUS_CANDIDATES)
+            .fetch_all(&self.pool)
+            .await?;
+            match ids.as_slice() {
+                [] => {}
+                [only] => {
+                    row = sqlx::query(RUN_COLUMNS)
+                        .bind(only)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                }
+                _ => {
+                    return Err(StateError::AmbiguousRunId {
+                        prefix: run_id.to_owned(),
+                        candidates: ids,
+                    });
+                }
+            }
+        }
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let run = record_from_row(&row)?;
+        let steps = sqlx::query(
+            "SELECT step_index, step_id, plugin, plugin_digest, status, input, output, error, \
+             logs, started_at, finished_at, duration_ms \
+             FROM steps WHERE run_id = $1 ORDER BY step_index",
+        )
+        .bind(&run.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| step_from_row(&run.id, r))
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RunDetail { run, steps }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::audit::AuditVerification;
+    use super::super::testutil::on_all_backends;
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn new_run(id: &str, started: &str) -> NewRun {
+        NewRun {
+            id: id.to_owned(),
+            runbook: "refund-duplicate-charges".to_owned(),
+            runbook_digest: "sha256:runbook".to_owned(),
+            params: json!({"customer": "cus_123", "dry_run": true, "limit": 5}),
+            operator: "alice@example.com".to_owned(),
+            started_at: t(started),
+        }
+    }
+
+    fn step_start(index: i64, step_id: &str) -> StepStart {
+        StepStart {
+            index,
+            step_id: step_id.to_owned(),
+            plugin: "stripe".to_owned(),
+            plugin_digest: "sha256:plugin".to_owned(),
+            input: json!({"index": index}),
+            started_at: t("2025-06-01T10:00:01.000001Z"),
+        }
+    }
+
+    fn log(message: &str) -> LogLine {
+        LogLine {
+            at: t("2025-06-01T10:00:01.500000Z"),
+            level: "info".to_owned(),
+            stream: "log".to_owned(),
+            message: message.to_owned(),
+            fields: BTreeMap::from([("charge".to_owned(), "ch_1".to_owned())]),
+        }
+    }
+
+    fn audit(run_id: &str, detail: &str) -> NewAuditEntry {
+        NewAuditEntry {
+            at: t("2025-06-01T10:00:01.700000Z"),
+            actor: "alice@example.com".to_owned(),
+            run_id: Some(run_id.to_owned()),
+            step_id: Some("lookup".to_owned()),
+            plugin: Some("stripe".to_owned()),
+            plugin_digest: Some("sha256:plugin".to_owned()),
+            action: "http.request".to_owned(),
+            target: "GET https://api.stripe.com/v1/charges".to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    const RUN_A: &str = "0190aaaa-0000-7000-8000-000000000001";
+    const RUN_B: &str = "0190bbbb-0000-7000-8000-000000000002";
+    const RUN_B2: &str = "0190bbbb-0000-7000-8000-000000000003";
+
+    #[test]
+    fn statuses_round_trip_as_lowercase() {
+        for s in [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed] {
+            assert_eq!(s.to_string().parse::<RunStatus>().unwrap(), s);
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        for s in [
+            StepStatus::Running,
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+        ] {
+            assert_eq!(s.to_string().parse::<StepStatus>().unwrap(), s);
+        }
+        assert_eq!(StepStatus::Skipped.to_string(), "skipped");
+        assert_eq!(
+            serde_json::to_string(&RunStatus::Succeeded).unwrap(),
+            "\"succeeded\""
+        );
+        assert!(matches!(
+            "Running".parse::<RunStatus>(),
+            Err(StateError::InvalidStatus { kind: "run", .. })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_lifecycle_round_trip() {
+        on_all_backends(|_, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            let run_a = new_run(RUN_A, "2025-06-01T10:00:00.000000Z");
+            store.create_run(&run_a).await.unwrap();
+            assert!(matches!(
+                store.create_run(&run_a).await,
+                Err(StateError::RunExists(id)) if id == RUN_A
+            ));
+
+            store
+                .start_step(RUN_A, &step_start(0, "lookup"))
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.start_step(RUN_A, &step_start(0, "lookup")).await,
+                Err(StateError::StepExists { index: 0, .. })
+            ));
+            let outcome0 = StepOutcome {
+                status: StepStatus::Succeeded,
+                output: Some(json!({"charges": ["ch_1", "ch_2"]})),
+                error: None,
+                logs: vec![log("found 2 charges"), log("done")],
+                finished_at: t("2025-06-01T10:00:02.250000Z"),
+                duration_ms: 1249,
+            };
+            store
+                .finish_step(
+                    RUN_A,
+                    0,
+                    &outcome0,
+                    &[audit(RUN_A, "one"), audit(RUN_A, "two")],
+                )
+                .await
+                .unwrap();
+            // A second outcome for the same step is refused, and appends nothing.
+            assert!(matches!(
+                store
+                    .finish_step(RUN_A, 0, &outcome0, &[audit(RUN_A, "x")])
+                    .await,
+                Err(StateError::StepNotRunning {
+                    index: 0,
+                    status: StepStatus::Succeeded,
+                    ..
+                })
+            ));
+
+            store
+                .start_step(RUN_A, &step_start(1, "refund"))
+                .await
+                .unwrap();
+            let outcome1 = StepOutcome {
+                status: StepStatus::Failed,
+                output: None,
+                error: Some("card_declined".to_owned()),
+                logs: vec![],
+                finished_at: t("2025-06-01T10:00:03.000000Z"),
+                duration_ms: 998,
+            };
+            store.finish_step(RUN_A, 1, &outcome1, &[]).await.unwrap();
+            store
+                .start_step(RUN_A, &step_start(2, "notify"))
+                .await
+                .unwrap();
+            let outcome2 = StepOutcome {
+                status: StepStatus::Skipped,
+                output: Some(Value::Null),
+                error: None,
+                logs: vec![],
+                finished_at: t("2025-06-01T10:00:03.000000Z"),
+                duration_ms: 0,
+            };
+            store.finish_step(RUN_A, 2, &outcome2, &[]).await.unwrap();
+
+            let before = Utc::now();
+            store
+                .finish_run(RUN_A, RunStatus::Failed, Some("step refund failed"))
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.finish_run(RUN_A, RunStatus::Succeeded, None).await,
+                Err(StateError::RunNotRunning {
+                    status: RunStatus::Failed,
+                    ..
+                })
+            ));
+            assert!(matches!(
+                store.start_step(RUN_A, &step_start(3, "late")).await,
+                Err(StateError::RunNotRunning {
+                    status: RunStatus::Failed,
+                    ..
+                })
+            ));
+
+            // A second, newer run still in progress.
+            store
+                .create_run(&new_run(RUN_B, "2025-06-02T08:00:00.000000Z"))
+                .await
+                .unwrap();
+            store
+                .start_step(RUN_B, &step_start(0, "lookup"))
+                .await
+                .unwrap();
+
+            let list = store.list_runs(10).await.unwrap();
+            assert_eq!(list.len(), 2);
+            let b = &list[0];
+            assert_eq!(b.id, RUN_B);
+            assert_eq!(b.status, RunStatus::Running);
+            assert_eq!(b.finished_at, None);
+            assert_eq!(b.duration_ms, None);
+            assert_eq!((b.steps_total, b.steps_failed), (1, 0));
+            let a = &list[1];
+            assert_eq!(a.id, RUN_A);
+            assert_eq!(a.runbook, "refund-duplicate-charges");
+            assert_eq!(a.operator, "alice@example.com");
+            assert_eq!(a.status, RunStatus::Failed);
+            assert_eq!(a.started_at, t("2025-06-01T10:00:00Z"));
+            let finished = a.finished_at.expect("finished");
+            // Stored to the microsecond.
+            assert!(
+                finished >= before - chrono::Duration::microseconds(1),
+                "{finished}"
+            );
+            assert!(finished <= Utc::now());
+            assert_eq!(
+                a.duration_ms,
+                Some((finished - a.started_at).num_milliseconds())
+            );
+            assert_eq!((a.steps_total, a.steps_failed), (3, 1));
+            assert_eq!(store.list_runs(1).await.unwrap()[0].id, RUN_B);
+            assert!(store.list_runs(0).await.unwrap().is_empty());
+
+            let detail = store.run(RUN_A).await.unwrap().expect("run A");
+            assert_eq!(
+                detail.run,
+                RunRecord {
+                    id: RUN_A.to_owned(),
+                    runbook: "refund-duplicate-charges".to_owned(),
+                    runbook_digest: "sha256:runbook".to_owned(),
+                    params: json!({"customer": "cus_123", "dry_run": true, "limit": 5}),
+                    operator: "alice@example.com".to_owned(),
+                    status: RunStatus::Failed,
+                    started_at: t("2025-06-01T10:00:00Z"),
+                    finished_at: Some(finished),
+                    error: Some("step refund failed".to_owned()),
+                }
+            );
+            assert_eq!(detail.steps.len(), 3);
+            assert_eq!(
+                detail.steps[0],
+                StepRecord {
+                    index: 0,
+                    step_id: "lookup".to_owned(),
+                    plugin: "stripe".to_owned(),
+                    plugin_digest: "sha256:plugin".to_owned(),
+                    status: StepStatus::Succeeded,
+                    input: json!({"index": 0}),
+                    output: Some(json!({"charges": ["ch_1", "ch_2"]})),
+                    error: None,
+                    logs: vec![log("found 2 charges"), log("done")],
+                    started_at: t("2025-06-01T10:00:01.000001Z"),
+                    finished_at: Some(t("2025-06-01T10:00:02.25Z")),
+                    duration_ms: Some(1249),
+                }
+            );
+            let s1 = &detail.steps[1];
+            assert_eq!((s1.index, s1.step_id.as_str()), (1, "refund"));
+            assert_eq!(s1.status, StepStatus::Failed);
+            assert_eq!(s1.output, None);
+            assert_eq!(s1.error.as_deref(), Some("card_declined"));
+            assert_eq!(s1.logs, vec![]);
+            assert_eq!(s1.duration_ms, Some(998));
+            // Some(null) output stays distinct from no output.
+            assert_eq!(detail.steps[2].status, StepStatus::Skipped);
+            assert_eq!(detail.steps[2].output, Some(Value::Null));
+
+            let running = store.run(RUN_B).await.unwrap().expect("run B");
+            assert_eq!(running.run.status, RunStatus::Running);
+            assert_eq!(running.run.finished_at, None);
+            assert_eq!(running.steps[0].status, StepStatus::Running);
+            assert_eq!(running.steps[0].output, None);
+            assert_eq!(running.steps[0].logs, vec![]);
+            assert_eq!(running.steps[0].finished_at, None);
+            assert_eq!(running.steps[0].duration_ms, None);
+
+            // finish_step's audit entries landed, in order, chained.
+            let entries = store.audit_entries(Some(RUN_A), 10).await.unwrap();
+            assert_eq!(
+                entries
+                    .iter()
+                    .map(|e| (e.seq, e.detail.as_str()))
+                    .collect::<Vec<_>>(),
+                vec![(1, "one"), (2, "two")]
+            );
+            assert_eq!(
+                store.verify_audit().await.unwrap(),
+                AuditVerification::Intact {
+                    entries: 2,
+                    head: Some(entries[1].hash.clone())
+                }
+            );
+
+            // Prefixes.
+            assert_eq!(
+                store.run(&RUN_A[..8]).await.unwrap().map(|d| d.run.id),
+                Some(RUN_A.to_owned())
+            );
+            assert_eq!(
+                store
+                    .run(&RUN_A[..20])
+                    .await
+                    .unwrap()
+                    .map(|d| d.steps.len()),
+                Some(3)
+            );
+            // Too short to be taken as a prefix.
+            assert_eq!(store.run(&RUN_A[..7]).await.unwrap(), None);
+            assert_eq!(store.run("0190cccc").await.unwrap(), None);
+            assert_eq!(store.run("").await.unwrap(), None);
+            // Prefixes are case-sensitive and `_`/`%` are not wildcards.
+            assert_eq!(store.run("0190AAAA").await.unwrap(), None);
+            assert_eq!(store.run("0190aaa_").await.unwrap(), None);
+            assert_eq!(store.run("0190aaa%").await.unwrap(), None);
+
+            store
+                .create_run(&new_run(RUN_B2, "2025-06-02T09:00:00.000000Z"))
+                .await
+                .unwrap();
+            match store.run("0190bbbb-0000").await {
+                Err(StateError::AmbiguousRunId { prefix, candidates }) => {
+                    assert_eq!(prefix, "0190bbbb-0000");
+                    assert_eq!(candidates, vec![RUN_B.to_owned(), RUN_B2.to_owned()]);
+                }
+                other => panic!("expected AmbiguousRunId, got {other:?}"),
+            }
+            // A full id that is also a prefix of nothing else still resolves exactly.
+            assert_eq!(
+                store.run(RUN_B2).await.unwrap().map(|d| d.run.id),
+                Some(RUN_B2.to_owned())
+            );
+            assert_eq!(
+                store
+                    .list_runs(10)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>(),
+                vec![RUN_B2, RUN_B, RUN_A]
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exact_id_wins_over_prefix_matches() {
+        on_all_backends(|_, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            store
+                .create_run(&new_run("run-12345678", "2025-06-01T10:00:00Z"))
+                .await
+                .unwrap();
+            store
+                .create_run(&new_run("run-123456789", "2025-06-01T10:00:01Z"))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.run("run-12345678").await.unwrap().map(|d| d.run.id),
+                Some("run-12345678".to_owned())
+            );
+            assert!(matches!(
+                store.run("run-1234").await,
+                Err(StateError::AmbiguousRunId { .. })
+            ));
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lifecycle_errors_name_what_is_missing() {
+        on_all_backends(|_, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            assert!(matches!(
+                store.start_step("ghost", &step_start(0, "x")).await,
+                Err(StateError::RunNotFound(id)) if id == "ghost"
+            ));
+            assert!(matches!(
+                store.finish_run("ghost", RunStatus::Succeeded, None).await,
+                Err(StateError::RunNotFound(id)) if id == "ghost"
+            ));
+            store
+                .create_run(&new_run(RUN_A, "2025-06-01T10:00:00Z"))
+                .await
+                .unwrap();
+            let outcome = StepOutcome {
+                status: StepStatus::Succeeded,
+                output: None,
+                error: None,
+                logs: vec![],
+                finished_at: t("2025-06-01T10:00:01Z"),
+                duration_ms: 1,
+            };
+            assert!(matches!(
+                store
+                    .finish_step(RUN_A, 7, &outcome, &[audit(RUN_A, "x")])
+                    .await,
+                Err(StateError::StepNotFound { index: 7, .. })
+            ));
+            assert!(matches!(
+                store.finish_run(RUN_A, RunStatus::Running, None).await,
+                Err(StateError::InvalidInput { .. })
+            ));
+            let mut running = outcome.clone();
+            running.status = StepStatus::Running;
+            assert!(matches!(
+                store.finish_step(RUN_A, 0, &running, &[]).await,
+                Err(StateError::InvalidInput { .. })
+            ));
+            assert!(matches!(
+                store.create_run(&new_run("", "2025-06-01T10:00:00Z")).await,
+                Err(StateError::InvalidInput { what: "run id", .. })
+            ));
+            // Refused writes appended nothing.
+            assert!(store.audit_entries(None, 10).await.unwrap().is_empty());
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finish_step_is_atomic_with_its_audit_entries() {
+        on_all_backends(|_, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            store
+                .create_run(&new_run(RUN_A, "2025-06-01T10:00:00Z"))
+                .await
+                .unwrap();
+            store
+                .start_step(RUN_A, &step_start(0, "lookup"))
+                .await
+                .unwrap();
+            let outcome = StepOutcome {
+                status: StepStatus::Succeeded,
+                output: Some(json!(1)),
+                error: None,
+                logs: vec![log("hi")],
+                finished_at: t("2025-06-01T10:00:01Z"),
+                duration_ms: 5,
+            };
+            // The second entry cannot be stored (its time is out of range),
+            // after the step update and the first entry were written.
+            let mut bad = audit(RUN_A, "bad");
+            bad.at = chrono::TimeZone::with_ymd_and_hms(&Utc, 10000, 1, 1, 0, 0, 0).unwrap();
+            assert!(matches!(
+                store
+                    .finish_step(RUN_A, 0, &outcome, &[audit(RUN_A, "good"), bad])
+                    .await,
+                Err(StateError::InvalidInput {
+                    what: "audit entry time",
+                    ..
+                })
+            ));
+            let detail = store.run(RUN_A).await.unwrap().unwrap();
+            assert_eq!(detail.steps[0].status, StepStatus::Running);
+            assert_eq!(detail.steps[0].output, None);
+            assert!(store.audit_entries(None, 10).await.unwrap().is_empty());
+
+            // And the store is still usable afterwards.
+            store
+                .finish_step(RUN_A, 0, &outcome, &[audit(RUN_A, "good")])
+                .await
+                .unwrap();
+            let detail = store.run(RUN_A).await.unwrap().unwrap();
+            assert_eq!(detail.steps[0].status, StepStatus::Succeeded);
+            assert_eq!(store.audit_entries(None, 10).await.unwrap().len(), 1);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_rows_are_errors_not_panics() {
+        on_all_backends(|_, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            store
+                .create_run(&new_run(RUN_A, "2025-06-01T10:00:00Z"))
+                .await
+                .unwrap();
+            store
+                .start_step(RUN_A, &step_start(0, "lookup"))
+                .await
+                .unwrap();
+
+            sqlx::query("UPDATE steps SET logs = 'not json' WHERE run_id = $1")
+                .bind(RUN_A)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+            match store.run(RUN_A).await {
+                Err(StateError::Corrupt { location, .. }) => {
+                    assert_eq!(location, format!("steps row ({RUN_A:?}, 0), column logs"));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+
+            sqlx::query("UPDATE runs SET started_at = 'noon' WHERE id = $1")
+                .bind(RUN_A)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+            match store.list_runs(10).await {
+                Err(StateError::Corrupt { location, reason }) => {
+                    assert_eq!(location, format!("runs row {RUN_A:?}, column started_at"));
+                    assert!(reason.contains("noon"), "{reason}");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,176 @@
+//! The guest SDK for `runbook` plugins.
+//!
+//! A plugin is one procedure of a runbook: it receives its step's input as a typed value,
+//! talks to the host through capability-checked calls ([`db`], [`audit`], [`log`],
+//! [`stripe`], [`email`]) and returns a typed output. The host turns both ends into JSON.
+//!
+//! ```no_run
+//! use runbook_sdk::{Failure, Procedure, audit, db, params, register_plugin};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Input { organization_id: i64 }
+//!
+//! struct CountQuotas;
+//!
+//! impl Procedure for CountQuotas {
+//!     type Input = Input;
+//!     type Output = i64;
+//!
+//!     fn run(input: Input) -> Result<i64, Failure> {
+//!         let rows = db::query(
+//!             "SELECT COUNT(*) AS n FROM usage_quotas WHERE organization_id = $1",
+//!             params![input.organization_id],
+//!         )?;
+//!         Ok(rows.one()?.get("n")?)
+//!     }
+//! }
+//!
+//! register_plugin!(CountQuotas);
+//! ```
+//!
+//! The generated WIT bindings stay private: plugins depend on this crate only, so the
+//! SDK can evolve its ergonomics without touching every plugin. Like
+//! `zed_extension_api`, the SDK owns the export glue and `register_plugin!` only names the
+//! type that implements [`Procedure`].
+//!
+//! The pure parts ([`Value`], [`Rows`], [`Timestamp`], [`Failure`]) compile and test on the
+//! native target; the host calls there compile to stubs that panic if called.
+
+pub mod audit;
+pub mod db;
+pub mod email;
+mod error;
+pub mod log;
+mod rows;
+pub mod stripe;
+mod timestamp;
+mod value;
+
+pub use error::{CallError, Failure};
+pub use rows::{Column, Row, RowError, Rows};
+pub use timestamp::Timestamp;
+pub use value::{FromValue, Value, ValueError};
+
+/// Re-exported so plugins need not depend on serde themselves for the common cases.
+pub use serde;
+pub use serde_json;
+
+/// One procedure: typed input in, typed output or a [`Failure`] out.
+///
+/// `Input` is deserialized from the step's JSON input object; if that fails the step
+/// fails with code `invalid-input` (never a trap). Prefer
+/// `#[serde(deny_unknown_fields)]` on the input so a typo in a runbook is an error rather
+/// than a silently ignored key.
+pub trait Procedure {
+    type Input: serde::de::DeserializeOwned;
+    type Output: serde::Serialize;
+
+    fn run(input: Self::Input) -> Result<Self::Output, Failure>;
+}
+
+/// Export `$ty` (a type implementing [`Procedure`]) as this component's `run` function.
+/// Use it exactly once per plugin crate.
+#[macro_export]
+macro_rules! register_plugin {
+    ($ty:ty) => {
+        const _: () = {
+            struct __RunbookPlugin;
+
+            impl $crate::bindings::Guest for __RunbookPlugin {
+                fn run(
+                    input: ::std::string::String,
+                ) -> ::core::result::Result<::std::string::String, $crate::bindings::Failure>
+                {
+                    $crate::__private::run::<$ty>(&input)
+                }
+            }
+
+            $crate::bindings::__export_procedure!(
+                __RunbookPlugin with_types_in $crate::bindings
+            );
+        };
+    };
+}
+
+/// The generated bindings. Public only because `register_plugin!` expands in the plugin
+/// crate; not part of the API.
+#[doc(hidden)]
+#[allow(clippy::all, missing_docs)]
+pub mod bindings {
+    // The engine's own WIT, the one source of truth for host and guests.
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "runbook:plugin/procedure",
+        pub_export_macro: true,
+        export_macro_name: "__export_procedure",
+        default_bindings_module: "::runbook_sdk::bindings",
+    });
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Failure, Procedure};
+
+    /// JSON in, JSON out. Kept generic and out of the macro so it is type-checked here,
+    /// once, and unit-testable without the host.
+    pub fn run<P: Procedure>(input: &str) -> Result<String, crate::bindings::Failure> {
+        run_json::<P>(input).map_err(|f| crate::bindings::Failure {
+            code: f.code,
+            message: f.message,
+        })
+    }
+
+    pub fn run_json<P: Procedure>(input: &str) -> Result<String, Failure> {
+        let input: P::Input = serde_json::from_str(input)
+            .map_err(|e| Failure::new("invalid-input", format!("step input: {e}")))?;
+        let output = P::run(input)?;
+        serde_json::to_string(&output)
+            .map_err(|e| Failure::new("invalid-output", format!("step output: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Input {
+        n: i64,
+    }
+
+    struct Double;
+
+    impl Procedure for Double {
+        type Input = Input;
+        type Output = serde_json::Value;
+
+        fn run(input: Input) -> Result<Self::Output, Failure> {
+            if input.n < 0 {
+                return Err(Failure::new("precondition", "n must not be negative"));
+            }
+            Ok(serde_json::json!({ "doubled": input.n * 2 }))
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let out = __private::run_json::<Double>(r#"{"n": 21}"#).unwrap();
+        assert_eq!(out, r#"{"doubled":42}"#);
+    }
+
+    #[test]
+    fn bad_input_is_invalid_input_not_a_trap() {
+        let err = __private::run_json::<Double>(r#"{"n": "x"}"#).unwrap_err();
+        assert_eq!(err.code, "invalid-input");
+        let err = __private::run_json::<Double>(r#"{"n": 1, "typo": 2}"#).unwrap_err();
+        assert_eq!(err.code, "invalid-input");
+        assert!(err.message.contains("typo"), "{}", err.message);
+    }
+
+    #[test]
+    fn business_failure_passes_through() {
+        let err = __private::run_json::<Double>(r#"{"n": -1}"#).unwrap_err();
+        assert_eq!(err, Failure::new("precondition", "n must not be negative"));
+    }
+}
