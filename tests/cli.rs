@@ -12,7 +12,11 @@ fn help_documents_the_exit_codes() {
     let out = ws.run(&["--help"]);
     assert_success(&out);
     let help = stdout(&out);
-    for line in ["0  success", "1  a step failed", "2  invalid input or configuration"] {
+    for line in [
+        "0  success",
+        "1  a step failed",
+        "2  invalid input or configuration",
+    ] {
         assert!(help.contains(line), "{help}");
     }
     assert!(stdout(&ws.run(&["exec", "--help"])).contains("2  invalid input"));
@@ -28,12 +32,31 @@ fn shipped_runbooks_validate() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .map(|r| {
+            r["file"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    for expected in ["billing-report.toml", "quota-reset.toml", "webhook-failure.toml"] {
+    for expected in [
+        "billing-report.toml",
+        "quota-reset.toml",
+        "webhook-failure.toml",
+    ] {
         assert!(names.contains(&expected.to_string()), "{names:?}");
     }
-    assert!(results.as_array().unwrap().iter().all(|r| r["valid"] == true), "{results}");
+    assert!(
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["valid"] == true),
+        "{results}"
+    );
 }
 
 const MALFORMED: &str = r#"name = "broken"
@@ -64,10 +87,22 @@ fn a_malformed_runbook_reports_every_error_with_line_and_column_and_exits_2() {
     let out = ws.run(&["validate", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("broken.toml:3:1"), "unknown key `colour` at 3:1:\n{err}");
-    assert!(err.contains("broken.toml:7:10"), "unknown plugin at 7:10:\n{err}");
-    assert!(err.contains("broken.toml:14:14"), "later step reference at 14:14:\n{err}");
-    assert!(err.contains('^') || err.contains('─'), "a caret or underline:\n{err}");
+    assert!(
+        err.contains("broken.toml:3:1"),
+        "unknown key `colour` at 3:1:\n{err}"
+    );
+    assert!(
+        err.contains("broken.toml:7:10"),
+        "unknown plugin at 7:10:\n{err}"
+    );
+    assert!(
+        err.contains("broken.toml:14:14"),
+        "later step reference at 14:14:\n{err}"
+    );
+    assert!(
+        err.contains('^') || err.contains('─'),
+        "a caret or underline:\n{err}"
+    );
     assert!(!err.contains('\u{1b}'), "no colour when not on a terminal");
 
     let out = ws.run(&["validate", path.to_str().unwrap(), "--json"]);
@@ -90,7 +125,10 @@ fn a_malformed_runbook_reports_every_error_with_line_and_column_and_exits_2() {
 #[test]
 fn a_toml_syntax_error_points_at_its_line() {
     let ws = Workspace::new(Backend::Sqlite);
-    let path = ws.add_runbook("syntax", "name = \"syntax\"\ndescription = \"x\"\n[[steps]\nid = 1\n");
+    let path = ws.add_runbook(
+        "syntax",
+        "name = \"syntax\"\ndescription = \"x\"\n[[steps]\nid = 1\n",
+    );
     let out = ws.run(&["validate", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("syntax.toml:3:"), "{}", stderr(&out));
@@ -105,7 +143,11 @@ fn bad_invocations_exit_2_without_running() {
 
     let out = ws.run(&["exec", "quota-reset", "--param", "nonsense=1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("`nonsense` is not a parameter"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`nonsense` is not a parameter"),
+        "{}",
+        stderr(&out)
+    );
 
     std::fs::write(ws.path().join("runbook.toml"), "[target]\nurl = 5\n").unwrap();
     let out = ws.run(&["runs"]);

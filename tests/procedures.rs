@@ -8,13 +8,24 @@ use support::{Backend, Workspace, stderr};
 
 fn exec_ok(ws: &Workspace, runbook: &str, params: &[&str]) -> Value {
     let (code, report, out) = ws.exec(runbook, params);
-    assert_eq!(code, 0, "{runbook} on {:?}: {}\n{report}", ws.backend, stderr(&out));
+    assert_eq!(
+        code,
+        0,
+        "{runbook} on {:?}: {}\n{report}",
+        ws.backend,
+        stderr(&out)
+    );
     assert_eq!(report["status"], "succeeded");
     report
 }
 
 fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}: {report}"))
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}: {report}"))
 }
 
 fn audit_actions(ws: &Workspace, run_id: &str) -> Vec<String> {
@@ -35,22 +46,46 @@ fn check_webhook_failure(backend: Backend) {
     let impact = &step(&report, "impact")["output"];
     assert_eq!(impact["failed_events"], failed);
     assert_eq!(impact["total_events"], total);
-    let by_type: i64 = impact["by_event_type"].as_array().unwrap().iter().map(|t| t["failed"].as_i64().unwrap()).sum();
+    let by_type: i64 = impact["by_event_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["failed"].as_i64().unwrap())
+        .sum();
     assert_eq!(by_type, failed);
 
     let root_cause = &step(&report, "root_cause")["output"];
-    let signature_failures = ws.scalar_i64("SELECT count(*) FROM subscription_events WHERE processing_error LIKE '%signature%'");
+    let signature_failures = ws.scalar_i64(
+        "SELECT count(*) FROM subscription_events WHERE processing_error LIKE '%signature%'",
+    );
     assert_eq!(root_cause["dominant_cause"], "signature");
-    let signature = root_cause["causes"].as_array().unwrap().iter().find(|c| c["cause"] == "signature").unwrap();
+    let signature = root_cause["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cause"] == "signature")
+        .unwrap();
     assert_eq!(signature["count"], signature_failures);
-    assert!(signature["recommended_action"].as_str().unwrap().contains("WEBHOOK_SECRET"));
+    assert!(
+        signature["recommended_action"]
+            .as_str()
+            .unwrap()
+            .contains("WEBHOOK_SECRET")
+    );
 
     let incident = &step(&report, "report")["output"];
     assert_eq!(incident["severity"], "high", "{incident}");
-    assert!(audit_actions(&ws, report["run_id"].as_str().unwrap()).contains(&"incident.assessed".to_string()));
+    assert!(
+        audit_actions(&ws, report["run_id"].as_str().unwrap())
+            .contains(&"incident.assessed".to_string())
+    );
 
     // Filtering to one event type only counts that type.
-    let only = exec_ok(&ws, "webhook-failure", &["event_type=invoice.payment_failed"]);
+    let only = exec_ok(
+        &ws,
+        "webhook-failure",
+        &["event_type=invoice.payment_failed"],
+    );
     let expected = ws.scalar_i64("SELECT count(*) FROM subscription_events WHERE event_type = 'invoice.payment_failed' AND (processed_at IS NULL OR processing_error IS NOT NULL)");
     assert_eq!(step(&only, "impact")["output"]["failed_events"], expected);
 }
@@ -69,7 +104,9 @@ fn check_quota_reset(backend: Backend) {
     let ws = Workspace::with_demo(backend);
     let other_usage = "SELECT CAST(COALESCE(SUM(current_usage), 0) AS BIGINT) FROM usage_quotas WHERE dimension <> 'api_calls'";
     let others_before = ws.scalar_i64(other_usage);
-    let in_use = ws.scalar_i64("SELECT count(*) FROM usage_quotas WHERE dimension = 'api_calls' AND current_usage > 0");
+    let in_use = ws.scalar_i64(
+        "SELECT count(*) FROM usage_quotas WHERE dimension = 'api_calls' AND current_usage > 0",
+    );
     let api_rows = ws.scalar_i64("SELECT count(*) FROM usage_quotas WHERE dimension = 'api_calls'");
     assert!(in_use > 0, "the demo data has usage to reset");
 
@@ -79,10 +116,21 @@ fn check_quota_reset(backend: Backend) {
     assert_eq!(reset["organizations_in_use"], in_use);
     assert_eq!(step(&report, "verify")["output"]["ok"], true);
 
-    assert_eq!(ws.scalar_i64("SELECT count(*) FROM usage_quotas WHERE dimension = 'api_calls' AND current_usage <> 0"), 0);
+    assert_eq!(
+        ws.scalar_i64(
+            "SELECT count(*) FROM usage_quotas WHERE dimension = 'api_calls' AND current_usage <> 0"
+        ),
+        0
+    );
     assert_eq!(ws.scalar_i64("SELECT count(*) FROM usage_quotas WHERE dimension = 'api_calls' AND last_reset_at IS NULL"), 0);
-    assert_eq!(ws.scalar_i64(other_usage), others_before, "other dimensions untouched");
-    assert!(audit_actions(&ws, report["run_id"].as_str().unwrap()).contains(&"quota.reset".to_string()));
+    assert_eq!(
+        ws.scalar_i64(other_usage),
+        others_before,
+        "other dimensions untouched"
+    );
+    assert!(
+        audit_actions(&ws, report["run_id"].as_str().unwrap()).contains(&"quota.reset".to_string())
+    );
 }
 
 #[test]
@@ -104,10 +152,25 @@ fn billing_report(backend: Backend) -> Value {
          FROM subscriptions WHERE status = 'active'",
     );
     assert_eq!(output["mrr"]["total_mrr_cents"], mrr, "{output}");
-    let by_tier: i64 = output["mrr"]["by_tier"].as_array().unwrap().iter().map(|t| t["mrr_cents"].as_i64().unwrap()).sum();
+    let by_tier: i64 = output["mrr"]["by_tier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["mrr_cents"].as_i64().unwrap())
+        .sum();
     assert_eq!(by_tier, mrr);
-    let months: Vec<&str> = output["revenue"]["by_month"].as_array().unwrap().iter().map(|m| m["month"].as_str().unwrap()).collect();
-    assert_eq!(months, ["2026-11", "2026-10", "2026-09", "2026-08", "2026-07", "2026-06"]);
+    let months: Vec<&str> = output["revenue"]["by_month"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["month"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        months,
+        [
+            "2026-11", "2026-10", "2026-09", "2026-08", "2026-07", "2026-06"
+        ]
+    );
     output
 }
 

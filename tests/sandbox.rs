@@ -34,10 +34,16 @@ update = ["organizations"]
 /// JSON to a TOML inline value (the subset these tests use: arrays, objects, strings).
 fn toml_value(v: &Value) -> String {
     match v {
-        Value::Array(items) => format!("[{}]", items.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(map) => format!(
             "{{ {} }}",
-            map.iter().map(|(k, v)| format!("{k} = {}", toml_value(v))).collect::<Vec<_>>().join(", ")
+            map.iter()
+                .map(|(k, v)| format!("{k} = {}", toml_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
@@ -45,16 +51,31 @@ fn toml_value(v: &Value) -> String {
 }
 
 fn audit_of_run(ws: &Workspace, run_id: &str) -> Vec<Value> {
-    ws.json(&["audit", "show", "--run", run_id, "--json"]).as_array().unwrap().clone()
+    ws.json(&["audit", "show", "--run", run_id, "--json"])
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn check_grant_enforcement(backend: Backend) {
     let ws = Workspace::with_demo(backend);
     let denied = [
         ("direct", "SELECT * FROM subscriptions", "subscriptions"),
-        ("join", "SELECT o.id FROM organizations o JOIN invoices i ON i.organization_id = o.id", "invoices"),
-        ("subquery", "SELECT id FROM organizations WHERE id IN (SELECT organization_id FROM subscriptions)", "subscriptions"),
-        ("cte", "WITH s AS (SELECT * FROM usage_quotas) SELECT count(*) FROM s", "usage_quotas"),
+        (
+            "join",
+            "SELECT o.id FROM organizations o JOIN invoices i ON i.organization_id = o.id",
+            "invoices",
+        ),
+        (
+            "subquery",
+            "SELECT id FROM organizations WHERE id IN (SELECT organization_id FROM subscriptions)",
+            "subscriptions",
+        ),
+        (
+            "cte",
+            "WITH s AS (SELECT * FROM usage_quotas) SELECT count(*) FROM s",
+            "usage_quotas",
+        ),
         ("write", "DELETE FROM organizations", "organizations"),
     ];
     for (case, sql, table) in denied {
@@ -64,9 +85,15 @@ fn check_grant_enforcement(backend: Backend) {
         assert_eq!(code, 0, "{case}: {}", stderr(&out));
         let result = &report["steps"][0]["output"]["results"][0];
         assert_eq!(result["error"]["kind"], "denied", "{case}: {result}");
-        assert!(result["error"]["message"].as_str().unwrap().contains(table), "{case}: {result}");
+        assert!(
+            result["error"]["message"].as_str().unwrap().contains(table),
+            "{case}: {result}"
+        );
         let audit = audit_of_run(&ws, report["run_id"].as_str().unwrap());
-        let denial = audit.iter().find(|e| e["action"] == "capability.denied").unwrap_or_else(|| panic!("{case}: no denial audited: {audit:?}"));
+        let denial = audit
+            .iter()
+            .find(|e| e["action"] == "capability.denied")
+            .unwrap_or_else(|| panic!("{case}: no denial audited: {audit:?}"));
         assert_eq!(denial["target"], format!("db:{table}"), "{case}");
         assert_eq!(denial["step_id"], "probe");
         assert_eq!(denial["plugin"], "probe");
@@ -75,20 +102,41 @@ fn check_grant_enforcement(backend: Backend) {
     }
 
     // A second statement smuggled after a granted one is refused as a whole.
-    probe_runbook(&ws, "probe-two", json!([{ "sql": "SELECT id FROM organizations; DELETE FROM subscriptions", "mode": "execute" }]), false);
+    probe_runbook(
+        &ws,
+        "probe-two",
+        json!([{ "sql": "SELECT id FROM organizations; DELETE FROM subscriptions", "mode": "execute" }]),
+        false,
+    );
     let (_, report, _) = ws.exec("probe-two", &[]);
     let result = &report["steps"][0]["output"]["results"][0];
     assert_eq!(result["error"]["kind"], "denied", "{result}");
-    assert!(audit_of_run(&ws, report["run_id"].as_str().unwrap()).iter().any(|e| e["action"] == "capability.denied"));
-    assert!(ws.scalar_i64("SELECT count(*) FROM subscriptions") > 0, "nothing was deleted");
+    assert!(
+        audit_of_run(&ws, report["run_id"].as_str().unwrap())
+            .iter()
+            .any(|e| e["action"] == "capability.denied")
+    );
+    assert!(
+        ws.scalar_i64("SELECT count(*) FROM subscriptions") > 0,
+        "nothing was deleted"
+    );
 
     // What is granted works, with typed values.
-    probe_runbook(&ws, "probe-ok", json!([{ "sql": "SELECT count(*) AS n FROM organizations WHERE id > $1", "mode": "query", "params": [0] }]), false);
+    probe_runbook(
+        &ws,
+        "probe-ok",
+        json!([{ "sql": "SELECT count(*) AS n FROM organizations WHERE id > $1", "mode": "query", "params": [0] }]),
+        false,
+    );
     let (code, report, out) = ws.exec("probe-ok", &[]);
     assert_eq!(code, 0, "{}", stderr(&out));
     let result = &report["steps"][0]["output"]["results"][0];
     let expected = ws.scalar_i64("SELECT count(*) FROM organizations");
-    assert_eq!(result["rows"][0][0], json!({ "integer": expected }), "{result}");
+    assert_eq!(
+        result["rows"][0][0],
+        json!({ "integer": expected }),
+        "{result}"
+    );
 }
 
 #[test]
@@ -109,12 +157,18 @@ fn check_failed_step_rolls_back(backend: Backend) {
     assert_eq!(code, 1);
     assert_eq!(report["status"], "failed");
     assert_eq!(report["steps"][0]["status"], "failed");
-    assert_eq!(ws.scalar_i64("SELECT count(*) FROM organizations WHERE name = 'renamed'"), 0);
+    assert_eq!(
+        ws.scalar_i64("SELECT count(*) FROM organizations WHERE name = 'renamed'"),
+        0
+    );
 
     probe_runbook(&ws, "rename", rename, false);
     let (code, _, _) = ws.exec("rename", &[]);
     assert_eq!(code, 0);
-    assert_eq!(ws.scalar_i64("SELECT count(*) FROM organizations WHERE name = 'renamed'"), 1);
+    assert_eq!(
+        ws.scalar_i64("SELECT count(*) FROM organizations WHERE name = 'renamed'"),
+        1
+    );
 }
 
 #[test]
@@ -145,11 +199,21 @@ select = ["organizations"]
     let (code, _, out) = ws.exec("sneaky", &[]);
     assert_eq!(code, 2, "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("step `lookup`") && err.contains("plugin `sneaky`") && err.contains("`stripe`"), "{err}");
+    assert!(
+        err.contains("step `lookup`")
+            && err.contains("plugin `sneaky`")
+            && err.contains("`stripe`"),
+        "{err}"
+    );
     let runs = ws.json(&["runs", "--json"]);
     assert_eq!(runs.as_array().unwrap().len(), 0, "nothing ran");
     let audit = ws.json(&["audit", "show", "--json"]);
-    let refusal = audit.as_array().unwrap().iter().find(|e| e["action"] == "plugin.refused").expect("refusal audited");
+    let refusal = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "plugin.refused")
+        .expect("refusal audited");
     assert_eq!(refusal["target"], "plugin:sneaky");
     assert!(refusal["detail"].as_str().unwrap().contains("stripe"));
 
@@ -157,9 +221,17 @@ select = ["organizations"]
     let out = ws.run(&["plugins", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let plugins: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let sneaky = plugins.as_array().unwrap().iter().find(|p| p["name"] == "sneaky").unwrap();
-    assert_eq!(sneaky["imports"], json!(["stripe"]));
-    assert!(sneaky["problem"].as_str().unwrap().contains("Stripe"), "{sneaky}");
+    let sneaky = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sneaky")
+        .unwrap();
+    assert_eq!(sneaky["imports"], json!(["db", "stripe"]));
+    assert!(
+        sneaky["problem"].as_str().unwrap().contains("Stripe"),
+        "{sneaky}"
+    );
 }
 
 fn runaway_runbook(ws: &Workspace, name: &str, plugin: &str, limits: &str) {
@@ -175,6 +247,7 @@ plugin = "{plugin}"
 [[steps]]
 id = "after"
 plugin = "probe"
+grants.db.select = ["organizations"]
 [steps.input]
 statements = []
 "#
@@ -187,8 +260,18 @@ fn runaway_plugins_are_stopped_with_a_clear_reason() {
     let ws = Workspace::new(Backend::Sqlite);
     let cases = [
         ("loop-fuel", "spin", "fuel = 50000000", "ran out of fuel"),
-        ("loop-time", "spin", "fuel = 1000000000000\ntimeout = \"300ms\"", "exceeded its time limit of 300 ms"),
-        ("memory-bomb", "hog", "memory_mb = 32", "exceeded its memory limit of 32 MiB"),
+        (
+            "loop-time",
+            "spin",
+            "fuel = 1000000000000\ntimeout = \"300ms\"",
+            "exceeded its time limit of 300 ms",
+        ),
+        (
+            "memory-bomb",
+            "hog",
+            "memory_mb = 32",
+            "exceeded its memory limit of 32 MiB",
+        ),
     ];
     for (name, plugin, limits, reason) in cases {
         runaway_runbook(&ws, name, plugin, limits);
@@ -196,12 +279,24 @@ fn runaway_plugins_are_stopped_with_a_clear_reason() {
         assert_eq!(code, 1, "{name}: {}", stderr(&out));
         let step = &report["steps"][0];
         assert_eq!(step["status"], "failed", "{name}");
-        assert!(step["error"].as_str().unwrap().contains(reason), "{name}: {step}");
-        assert_eq!(report["steps"].as_array().unwrap().len(), 1, "{name}: later steps do not run");
+        assert!(
+            step["error"].as_str().unwrap().contains(reason),
+            "{name}: {step}"
+        );
+        assert_eq!(
+            report["steps"].as_array().unwrap().len(),
+            1,
+            "{name}: later steps do not run"
+        );
         // The engine is fine: the failure is recorded and queryable.
         let status = ws.json(&["status", report["run_id"].as_str().unwrap(), "--json"]);
         assert_eq!(status["run"]["status"], "failed");
-        assert!(status["steps"][0]["error"].as_str().unwrap().contains(reason));
+        assert!(
+            status["steps"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains(reason)
+        );
     }
 }
 
@@ -212,13 +307,21 @@ fn a_panicking_plugin_fails_its_step_with_the_panic_message() {
     let (code, report, _) = ws.exec("panics", &[]);
     assert_eq!(code, 1);
     let error = report["steps"][0]["error"].as_str().unwrap();
-    assert!(error.contains("panicked") && error.contains("the ledger does not balance"), "{error}");
+    assert!(
+        error.contains("panicked") && error.contains("the ledger does not balance"),
+        "{error}"
+    );
 }
 
 #[test]
 fn audit_verify_names_the_first_edited_entry() {
     let ws = Workspace::with_demo(Backend::Sqlite);
-    probe_runbook(&ws, "probe-ok", json!([{ "sql": "SELECT id FROM organizations", "mode": "query" }]), false);
+    probe_runbook(
+        &ws,
+        "probe-ok",
+        json!([{ "sql": "SELECT id FROM organizations", "mode": "query" }]),
+        false,
+    );
     for _ in 0..2 {
         assert_eq!(ws.exec("probe-ok", &[]).0, 0);
     }
@@ -236,5 +339,9 @@ fn audit_verify_names_the_first_edited_entry() {
     assert_eq!(verify["status"], "broken");
     assert_eq!(verify["first_bad_seq"], 3);
     let out = ws.run(&["audit", "verify"]);
-    assert!(stdout(&out).contains("broken at entry #3"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("broken at entry #3"),
+        "{}",
+        stdout(&out)
+    );
 }

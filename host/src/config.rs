@@ -13,7 +13,10 @@ pub const CONFIG_FILE: &str = "runbook.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid {path}:\n{message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid {path}: {message}")]
@@ -89,11 +92,18 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Config::resolve(raw, base, Some(path.to_path_buf()))
     }
 
-    fn resolve(raw: RawConfig, base: &Path, source: Option<PathBuf>) -> Result<Config, ConfigError> {
+    fn resolve(
+        raw: RawConfig,
+        base: &Path,
+        source: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: source.clone().unwrap_or_else(|| PathBuf::from(CONFIG_FILE)),
             message,
@@ -101,12 +111,18 @@ impl Config {
         let at = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let defaults = StepLimits::default();
         let timeout = match raw.limits.timeout {
-            Some(text) => parse_duration(&text).map_err(|e| invalid(format!("limits.timeout: {e}")))?,
+            Some(text) => {
+                parse_duration(&text).map_err(|e| invalid(format!("limits.timeout: {e}")))?
+            }
             None => defaults.timeout,
         };
         let memory_bytes = match raw.limits.memory_mb {
             Some(mb @ 1..=4096) => (mb as usize) << 20,
-            Some(mb) => return Err(invalid(format!("limits.memory_mb must be 1..=4096, got {mb}"))),
+            Some(mb) => {
+                return Err(invalid(format!(
+                    "limits.memory_mb must be 1..=4096, got {mb}"
+                )));
+            }
             None => defaults.memory_bytes,
         };
         let target_url = raw
@@ -134,7 +150,10 @@ impl Config {
                 .into_iter()
                 .map(at)
                 .collect(),
-            cache_dir: Some(at(raw.paths.cache.unwrap_or_else(|| ".runbook/cache".into()))),
+            cache_dir: Some(at(raw
+                .paths
+                .cache
+                .unwrap_or_else(|| ".runbook/cache".into()))),
             limits: StepLimits {
                 fuel: raw.limits.fuel.unwrap_or(defaults.fuel),
                 memory_bytes,
@@ -148,10 +167,15 @@ impl Config {
 /// `sqlite://relative.db` means relative to the configuration file, not to wherever the
 /// operator happens to stand.
 fn resolve_sqlite_path(url: &str, base: &Path) -> String {
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
         return url.to_string();
     };
-    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
     if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
         return url.to_string();
     }
@@ -165,7 +189,9 @@ fn resolve_sqlite_path(url: &str, base: &Path) -> String {
 /// `500ms`, `30s`, `2m`: the forms runbook files use too.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
@@ -189,10 +215,22 @@ mod tests {
     #[test]
     fn relative_sqlite_paths_follow_the_config_file() {
         let base = Path::new("/srv/ops");
-        assert_eq!(resolve_sqlite_path("sqlite://.runbook/s.db", base), "sqlite:///srv/ops/.runbook/s.db");
-        assert_eq!(resolve_sqlite_path("sqlite:///abs.db?mode=rwc", base), "sqlite:///abs.db?mode=rwc");
-        assert_eq!(resolve_sqlite_path("sqlite::memory:", base), "sqlite::memory:");
-        assert_eq!(resolve_sqlite_path("postgres://h/db", base), "postgres://h/db");
+        assert_eq!(
+            resolve_sqlite_path("sqlite://.runbook/s.db", base),
+            "sqlite:///srv/ops/.runbook/s.db"
+        );
+        assert_eq!(
+            resolve_sqlite_path("sqlite:///abs.db?mode=rwc", base),
+            "sqlite:///abs.db?mode=rwc"
+        );
+        assert_eq!(
+            resolve_sqlite_path("sqlite::memory:", base),
+            "sqlite::memory:"
+        );
+        assert_eq!(
+            resolve_sqlite_path("postgres://h/db", base),
+            "postgres://h/db"
+        );
     }
 
     #[test]
@@ -208,7 +246,11 @@ mod tests {
     fn unknown_keys_are_errors_with_a_position() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runbook.toml");
-        std::fs::write(&path, "[target]\nurl = \"sqlite://t.db\"\n[state]\nuri = \"x\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[target]\nurl = \"sqlite://t.db\"\n[state]\nuri = \"x\"\n",
+        )
+        .unwrap();
         let err = Config::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("line 4"), "{err}");
         assert!(err.contains("uri"), "{err}");

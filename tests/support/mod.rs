@@ -12,13 +12,21 @@ use serde_json::Value;
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn plugin_dir(kind: &str) -> PathBuf {
     let dir = repo_root().join("target").join(kind);
     assert!(
-        dir.join(if kind == "plugins" { "quota-reset.wasm" } else { "probe.wasm" }).is_file(),
+        dir.join(if kind == "plugins" {
+            "quota-reset.wasm"
+        } else {
+            "probe.wasm"
+        })
+        .is_file(),
         "{} has no built plugins: run `cargo xtask plugins` first (cargo xtask test does)",
         dir.display()
     );
@@ -43,14 +51,25 @@ impl Workspace {
     pub fn new(backend: Backend) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         let (target_url, pg_database) = match backend {
-            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("target.db").display()), None),
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("target.db").display()),
+                None,
+            ),
             Backend::Postgres => {
                 let name = format!("rb_test_{}", uuid::Uuid::new_v4().simple());
                 pg_admin(&format!("CREATE DATABASE {name}"));
-                (format!("postgres://postgres@127.0.0.1:5432/{name}"), Some(name))
+                (
+                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                    Some(name),
+                )
             }
         };
-        let ws = Workspace { dir, backend, target_url, pg_database };
+        let ws = Workspace {
+            dir,
+            backend,
+            target_url,
+            pg_database,
+        };
         ws.write_config("");
         ws
     }
@@ -58,7 +77,13 @@ impl Workspace {
     /// Demo schema and data loaded into the target.
     pub fn with_demo(backend: Backend) -> Workspace {
         let ws = Workspace::new(backend);
-        let out = ws.run(&["db", "init", "--demo", "--schema", repo_root().join("runbooks/schema").to_str().unwrap()]);
+        let out = ws.run(&[
+            "db",
+            "init",
+            "--demo",
+            "--schema",
+            repo_root().join("runbooks/schema").to_str().unwrap(),
+        ]);
         assert_success(&out);
         ws
     }
@@ -120,7 +145,8 @@ impl Workspace {
     pub fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
         assert_success(&out);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// A single-value query against the target database, for checking effects.
@@ -131,13 +157,19 @@ impl Workspace {
             match Backend::of(&url) {
                 Backend::Sqlite => {
                     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                    let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap();
+                    let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
                     pool.close().await;
                     v
                 }
                 Backend::Postgres => {
                     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-                    let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap();
+                    let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
                     pool.close().await;
                     v
                 }
@@ -151,7 +183,10 @@ impl Workspace {
         let url = format!("sqlite://{}", self.path().join("state.db").display());
         block_on(async move {
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         })
     }
@@ -159,7 +194,11 @@ impl Workspace {
 
 impl Backend {
     fn of(url: &str) -> Backend {
-        if url.starts_with("sqlite") { Backend::Sqlite } else { Backend::Postgres }
+        if url.starts_with("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
     }
 }
 
@@ -176,14 +215,23 @@ fn pg_admin(sql: &str) {
     block_on(async move {
         let pool = sqlx::PgPool::connect(PG_ADMIN_URL)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL must run on 127.0.0.1:5432 for these tests: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL must run on 127.0.0.1:5432 for these tests: {e}")
+            });
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
     })
 }
 
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 pub fn assert_success(out: &Output) {

@@ -32,7 +32,10 @@ fn main() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -41,7 +44,9 @@ fn cargo() -> Command {
 
 fn run(command: &mut Command) -> Result<()> {
     eprintln!("$ {}", describe(command));
-    let status = command.status().with_context(|| format!("cannot start {}", describe(command)))?;
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {}", describe(command)))?;
     if !status.success() {
         bail!("`{}` failed with {status}", describe(command));
     }
@@ -59,9 +64,17 @@ fn describe(command: &Command) -> String {
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET) =>
+        {
+            Ok(())
+        }
         Ok(_) => run(Command::new("rustup").args(["target", "add", WASM_TARGET])),
         // Without rustup the toolchain must already have the target; cargo will say if not.
         Err(_) => Ok(()),
@@ -80,7 +93,8 @@ fn build_plugin_workspace(workspace: &Path, out: &Path) -> Result<()> {
     let mut count = 0;
     for manifest in find_manifests(workspace)? {
         let text = std::fs::read_to_string(&manifest)?;
-        let name = manifest_name(&text).with_context(|| format!("{} has no `name`", manifest.display()))?;
+        let name = manifest_name(&text)
+            .with_context(|| format!("{} has no `name`", manifest.display()))?;
         let crate_dir = manifest.parent().expect("a file has a folder");
         let lib = crate_dir
             .file_name()
@@ -123,13 +137,18 @@ fn plugins() -> Result<()> {
     ensure_wasm_target()?;
     let root = root();
     build_plugin_workspace(&root.join("plugins"), &root.join("target/plugins"))?;
-    build_plugin_workspace(&root.join("tests/plugins"), &root.join("target/test-plugins"))
+    build_plugin_workspace(
+        &root.join("tests/plugins"),
+        &root.join("target/test-plugins"),
+    )
 }
 
 fn demo() -> Result<()> {
     plugins()?;
     let root = root();
-    run(cargo().current_dir(&root).args(["build", "--package", "runbook"]))?;
+    run(cargo()
+        .current_dir(&root)
+        .args(["build", "--package", "runbook"]))?;
     let dir = root.join("target/demo");
     std::fs::create_dir_all(&dir)?;
     // A fresh incident every time; the run history in state.db is kept.
@@ -165,7 +184,14 @@ fn demo() -> Result<()> {
 fn lint() -> Result<()> {
     let root = root();
     run(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
-    run(cargo().current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     ensure_wasm_target()?;
     for workspace in ["plugins", "tests/plugins"] {
         let dir = root.join(workspace);
@@ -173,7 +199,15 @@ fn lint() -> Result<()> {
         run(cargo()
             .current_dir(&dir)
             .env("CARGO_TARGET_DIR", root.join("target/wasm"))
-            .args(["clippy", "--workspace", "--target", WASM_TARGET, "--", "-D", "warnings"]))?;
+            .args([
+                "clippy",
+                "--workspace",
+                "--target",
+                WASM_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
     }
     Ok(())
 }

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use super::truncate;
 use crate::grant::{SqlAccess, SqlDialect, SqlError};
+use crate::runtime::StepState;
 use crate::runtime::db_bindings::{self, Column, Rows, SqlDialect as WitDialect};
 use crate::runtime::types_bindings::{CallError, Value};
-use crate::runtime::StepState;
 use crate::state::LogLine;
 use crate::target::{SqlValue, StepTransaction, TargetError};
 
@@ -24,10 +24,16 @@ impl db_bindings::Host for StepState {
         sql: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, CallError>> {
-        Ok(self.run_statement(&sql, params, Statement::Query).await.map(|done| match done {
-            Done::Rows(rows) => rows,
-            Done::Affected(_) => Rows { columns: Vec::new(), rows: Vec::new() },
-        }))
+        Ok(self
+            .run_statement(&sql, params, Statement::Query)
+            .await
+            .map(|done| match done {
+                Done::Rows(rows) => rows,
+                Done::Affected(_) => Rows {
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                },
+            }))
     }
 
     async fn execute(
@@ -35,10 +41,13 @@ impl db_bindings::Host for StepState {
         sql: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, CallError>> {
-        Ok(self.run_statement(&sql, params, Statement::Execute).await.map(|done| match done {
-            Done::Affected(n) => n,
-            Done::Rows(rows) => rows.rows.len() as u64,
-        }))
+        Ok(self
+            .run_statement(&sql, params, Statement::Execute)
+            .await
+            .map(|done| match done {
+                Done::Affected(n) => n,
+                Done::Rows(rows) => rows.rows.len() as u64,
+            }))
     }
 }
 
@@ -107,11 +116,13 @@ impl StepState {
         match self.db.analysis.analyze(sql, target.dialect()) {
             Ok(access) => match self.grants.db.check(&access) {
                 Ok(()) => Ok(access),
-                Err(denied) => Err(self.deny(&format!("db:{}", denied.table), denied.to_string(), sql)),
+                Err(denied) => {
+                    Err(self.deny(&format!("db:{}", denied.table), denied.to_string(), sql))
+                }
             },
-            Err(SqlError::Parse(message)) => Err(CallError::Invalid(format!(
-                "SQL does not parse: {message}"
-            ))),
+            Err(SqlError::Parse(message)) => {
+                Err(CallError::Invalid(format!("SQL does not parse: {message}")))
+            }
             Err(other) => Err(self.deny("db", other.to_string(), sql)),
         }
     }
@@ -119,7 +130,8 @@ impl StepState {
     /// Records a denial in the audit log and the step log, and builds the plugin's error.
     fn deny(&mut self, target: &str, reason: String, sql: &str) -> CallError {
         self.record.denials += 1;
-        let detail = serde_json::json!({ "reason": reason, "sql": truncate(sql, 2000) }).to_string();
+        let detail =
+            serde_json::json!({ "reason": reason, "sql": truncate(sql, 2000) }).to_string();
         let entry = self.audit_entry("capability.denied", target, detail);
         self.record.audit.push(entry);
         tracing::warn!(target: "runbook::grant", step = %self.context.step_id, plugin = %self.context.plugin, "denied: {reason}");
@@ -128,14 +140,20 @@ impl StepState {
             level: "warn".into(),
             stream: "host".into(),
             message: format!("denied: {reason}"),
-            fields: [("sql".to_string(), truncate(sql, 500))].into_iter().collect(),
+            fields: [("sql".to_string(), truncate(sql, 500))]
+                .into_iter()
+                .collect(),
         });
         CallError::Denied(reason)
     }
 
     async fn transaction(&mut self) -> Result<&mut StepTransaction, CallError> {
         if self.db.tx.is_none() {
-            let target = self.db.target.as_ref().expect("authorize checked the target");
+            let target = self
+                .db
+                .target
+                .as_ref()
+                .expect("authorize checked the target");
             let tx = target
                 .begin()
                 .await
@@ -175,7 +193,10 @@ fn to_rows(rows: crate::target::Rows) -> Rows {
         columns: rows
             .columns
             .into_iter()
-            .map(|c| Column { name: c.name, type_name: c.type_name })
+            .map(|c| Column {
+                name: c.name,
+                type_name: c.type_name,
+            })
             .collect(),
         rows: rows
             .rows

@@ -13,7 +13,11 @@ impl log_bindings::Host for StepState {
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
         let message = truncate(&message, 8 * 1024);
-        let (name, plugin, step) = (level_name(level), &self.context.plugin, &self.context.step_id);
+        let (name, plugin, step) = (
+            level_name(level),
+            &self.context.plugin,
+            &self.context.step_id,
+        );
         match level {
             Level::Trace => tracing::trace!(target: "runbook::plugin", %plugin, %step, "{message}"),
             Level::Debug => tracing::debug!(target: "runbook::plugin", %plugin, %step, "{message}"),

@@ -47,7 +47,10 @@ pub async fn audit(config: Option<&Path>, command: AuditCommand) -> u8 {
         };
         match command {
             AuditCommand::Show(args) => {
-                let entries = state.audit_entries(args.run_id.as_deref(), args.limit).await.map_err(fail)?;
+                let entries = state
+                    .audit_entries(args.run_id.as_deref(), args.limit)
+                    .await
+                    .map_err(fail)?;
                 if args.json {
                     output::json(&entries);
                     return Ok(exit::SUCCESS);

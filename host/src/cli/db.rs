@@ -38,7 +38,10 @@ pub async fn db(config: Option<&Path>, command: DbCommand) -> u8 {
             output::error(&e.to_string());
             Reported(exit::FAILED)
         };
-        target.migrate(&args.schema.join("migrations")).await.map_err(failed)?;
+        target
+            .migrate(&args.schema.join("migrations"))
+            .await
+            .map_err(failed)?;
         if args.demo {
             let demo = args.schema.join("demo.sql");
             let sql = std::fs::read_to_string(&demo).map_err(|e| {

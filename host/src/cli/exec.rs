@@ -52,13 +52,15 @@ async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
         .unwrap_or_else(|| "unknown".to_string());
 
     let state = session.state().await?;
-    let target = TargetDb::connect(&session.config.target_url).await.map_err(|e| {
-        output::error(&format!(
-            "target database {}: {e}",
-            redact_url(&session.config.target_url)
-        ));
-        Reported(exit::INVALID)
-    })?;
+    let target = TargetDb::connect(&session.config.target_url)
+        .await
+        .map_err(|e| {
+            output::error(&format!(
+                "target database {}: {e}",
+                redact_url(&session.config.target_url)
+            ));
+            Reported(exit::INVALID)
+        })?;
     let runtime = Runtime::new(session.config.cache_dir.clone()).map_err(|e| {
         output::error(&e.to_string());
         Reported(exit::FAILED)
@@ -77,7 +79,9 @@ async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
         terminal: output::stdout_is_terminal(),
         total: runbook.steps.len(),
     };
-    let result = executor.execute(&runbook, &given, &operator, &mut progress).await;
+    let result = executor
+        .execute(&runbook, &given, &operator, &mut progress)
+        .await;
     target.close().await;
     let report = match result {
         Ok(report) => report,
@@ -118,7 +122,12 @@ impl RunObserver for Progress {
 
     fn step_started(&mut self, index: usize, step: &Step) {
         if self.enabled && self.terminal {
-            anstream::print!("  [{}/{}] {} {DIM}running…{DIM:#}", index + 1, self.total, label(&step.id, step.name.as_deref()));
+            anstream::print!(
+                "  [{}/{}] {} {DIM}running…{DIM:#}",
+                index + 1,
+                self.total,
+                label(&step.id, step.name.as_deref())
+            );
             let _ = std::io::stdout().flush();
         }
     }
@@ -165,7 +174,10 @@ fn print_summary(report: &crate::exec::RunReport) {
         .find_map(|s| s.output.as_ref().map(|o| (s.id.as_str(), o)));
     if let (RunStatus::Succeeded, Some((step, output))) = (report.status, last_output) {
         anstream::println!("\n{BOLD}Output of step `{step}`{BOLD:#}");
-        println!("{}", serde_json::to_string_pretty(output).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(output).unwrap_or_default()
+        );
     }
     let style = output::status_style(&report.status.to_string());
     anstream::println!(

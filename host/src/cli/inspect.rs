@@ -45,13 +45,19 @@ pub struct PluginsArgs {
 }
 
 pub async fn list(config: Option<&Path>, args: ListArgs) -> u8 {
-    let Ok(session) = Session::open(config) else { return exit::INVALID };
+    let Ok(session) = Session::open(config) else {
+        return exit::INVALID;
+    };
     let plugins = session.plugins();
     let mut rows = Vec::new();
     for file in session.runbook_files() {
         let entry = match load_runbook(&file, &plugins) {
-            Ok(rb) => json!({ "name": rb.name, "description": rb.description, "steps": rb.steps.len(), "file": file, "valid": true }),
-            Err(d) => json!({ "name": file.file_stem().map(|s| s.to_string_lossy()), "file": file, "valid": false, "errors": d.len() }),
+            Ok(rb) => {
+                json!({ "name": rb.name, "description": rb.description, "steps": rb.steps.len(), "file": file, "valid": true })
+            }
+            Err(d) => {
+                json!({ "name": file.file_stem().map(|s| s.to_string_lossy()), "file": file, "valid": false, "errors": d.len() })
+            }
         };
         rows.push(entry);
     }
@@ -62,9 +68,16 @@ pub async fn list(config: Option<&Path>, args: ListArgs) -> u8 {
     for row in &rows {
         let name = row["name"].as_str().unwrap_or("?");
         if row["valid"] == Value::Bool(true) {
-            anstream::println!("{BOLD}{name:<28}{BOLD:#} {} {DIM}({} steps){DIM:#}", row["description"].as_str().unwrap_or(""), row["steps"]);
+            anstream::println!(
+                "{BOLD}{name:<28}{BOLD:#} {} {DIM}({} steps){DIM:#}",
+                row["description"].as_str().unwrap_or(""),
+                row["steps"]
+            );
         } else {
-            anstream::println!("{BOLD}{name:<28}{BOLD:#} {FAIL}invalid{FAIL:#} {DIM}(runbook validate {}){DIM:#}", row["file"].as_str().unwrap_or(""));
+            anstream::println!(
+                "{BOLD}{name:<28}{BOLD:#} {FAIL}invalid{FAIL:#} {DIM}(runbook validate {}){DIM:#}",
+                row["file"].as_str().unwrap_or("")
+            );
         }
     }
     exit::SUCCESS
@@ -84,14 +97,31 @@ pub async fn show(config: Option<&Path>, args: ShowArgs) -> u8 {
         if !runbook.params.is_empty() {
             anstream::println!("\n{BOLD}parameters{BOLD:#}");
             for p in &runbook.params {
-                let default = p.default.as_ref().map_or(String::new(), |d| format!(" = {d}"));
+                let default = p
+                    .default
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(" = {d}"));
                 let required = if p.required { " (required)" } else { "" };
-                anstream::println!("  {}: {:?}{default}{required}  {DIM}{}{DIM:#}", p.name, p.kind, p.description.as_deref().unwrap_or(""));
+                anstream::println!(
+                    "  {}: {:?}{default}{required}  {DIM}{}{DIM:#}",
+                    p.name,
+                    p.kind,
+                    p.description.as_deref().unwrap_or("")
+                );
             }
         }
         anstream::println!("\n{BOLD}steps{BOLD:#}");
         for (i, step) in runbook.steps.iter().enumerate() {
-            anstream::println!("  {}. {BOLD}{}{BOLD:#} {}plugin {}", i + 1, step.id, step.name.as_deref().map(|n| format!("({n}) ")).unwrap_or_default(), step.plugin);
+            anstream::println!(
+                "  {}. {BOLD}{}{BOLD:#} {}plugin {}",
+                i + 1,
+                step.id,
+                step.name
+                    .as_deref()
+                    .map(|n| format!("({n}) "))
+                    .unwrap_or_default(),
+                step.plugin
+            );
             if let Some(when) = &step.when {
                 anstream::println!("     when: {when}");
             }
@@ -110,11 +140,22 @@ pub fn grant_lines(grants: &Grants) -> Vec<String> {
     for kind in StatementKind::ALL {
         let tables = grants.db.tables(kind);
         if !tables.is_empty() {
-            lines.push(format!("db {kind}: {}", tables.iter().cloned().collect::<Vec<_>>().join(", ")));
+            lines.push(format!(
+                "db {kind}: {}",
+                tables.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
     }
     if let Some(stripe) = &grants.stripe {
-        lines.push(format!("stripe: {}", stripe.operations.iter().cloned().collect::<Vec<_>>().join(", ")));
+        lines.push(format!(
+            "stripe: {}",
+            stripe
+                .operations
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if let Some(email) = &grants.email {
         lines.push(format!("email to: {}", email.recipients.join(", ")));
@@ -126,9 +167,15 @@ pub fn grant_lines(grants: &Grants) -> Vec<String> {
 }
 
 pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
-    let Ok(session) = Session::open(config) else { return exit::INVALID };
+    let Ok(session) = Session::open(config) else {
+        return exit::INVALID;
+    };
     let plugins = session.plugins();
-    let files = if args.files.is_empty() { session.runbook_files() } else { args.files };
+    let files = if args.files.is_empty() {
+        session.runbook_files()
+    } else {
+        args.files
+    };
     let mut results = Vec::new();
     let mut all_ok = true;
     for file in &files {
@@ -139,7 +186,8 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
                 if !args.json {
                     report_diagnostics(&diagnostics);
                 }
-                results.push(json!({ "file": file, "valid": false, "errors": diagnostics.to_json() }));
+                results
+                    .push(json!({ "file": file, "valid": false, "errors": diagnostics.to_json() }));
             }
         }
     }
@@ -150,7 +198,11 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
             if r["valid"] == Value::Bool(true) {
                 anstream::println!("{OK}ok{OK:#}      {}", r["file"].as_str().unwrap_or(""));
             } else {
-                anstream::println!("{FAIL}invalid{FAIL:#} {} ({} errors)", r["file"].as_str().unwrap_or(""), r["errors"].as_array().map_or(0, |a| a.len()));
+                anstream::println!(
+                    "{FAIL}invalid{FAIL:#} {} ({} errors)",
+                    r["file"].as_str().unwrap_or(""),
+                    r["errors"].as_array().map_or(0, |a| a.len())
+                );
             }
         }
     }
@@ -158,7 +210,9 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
 }
 
 pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
-    let Ok(session) = Session::open(config) else { return exit::INVALID };
+    let Ok(session) = Session::open(config) else {
+        return exit::INVALID;
+    };
     let plugins = session.plugins();
     let runtime = match Runtime::new(session.config.cache_dir.clone()) {
         Ok(r) => r,
@@ -176,9 +230,19 @@ pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
             Ok(p) => {
                 // A component that imports more than its manifest declares is lying to
                 // reviewers; flag it.
-                let undeclared: Vec<Capability> = p.imports.iter().copied().filter(|c| !m.needs.allows_interface(*c)).collect();
-                let problem = (!undeclared.is_empty()).then(|| format!("imports {undeclared:?} not declared in its manifest"));
-                (Some(p.digest.clone()), p.imports.iter().map(|c| c.to_string()).collect::<Vec<_>>(), problem)
+                let undeclared: Vec<Capability> = p
+                    .imports
+                    .iter()
+                    .copied()
+                    .filter(|c| !m.needs.allows_interface(*c))
+                    .collect();
+                let problem = (!undeclared.is_empty())
+                    .then(|| format!("imports {undeclared:?} not declared in its manifest"));
+                (
+                    Some(p.digest.clone()),
+                    p.imports.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                    problem,
+                )
             }
             Err(e) => (None, Vec::new(), Some(e.to_string())),
         };
@@ -196,9 +260,27 @@ pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
         return code;
     }
     for (row, entry) in rows.iter().zip(plugins.entries()) {
-        anstream::println!("{BOLD}{}{BOLD:#} {} — {}", row["name"].as_str().unwrap_or(""), row["version"].as_str().unwrap_or(""), row["description"].as_str().unwrap_or(""));
-        anstream::println!("  {DIM}sha256:{}{DIM:#}", row["sha256"].as_str().unwrap_or("?"));
-        anstream::println!("  imports: {}", row["imports"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+        anstream::println!(
+            "{BOLD}{}{BOLD:#} {} — {}",
+            row["name"].as_str().unwrap_or(""),
+            row["version"].as_str().unwrap_or(""),
+            row["description"].as_str().unwrap_or("")
+        );
+        anstream::println!(
+            "  {DIM}sha256:{}{DIM:#}",
+            row["sha256"].as_str().unwrap_or("?")
+        );
+        anstream::println!(
+            "  imports: {}",
+            row["imports"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        );
         for line in grant_lines(&entry.manifest.needs) {
             anstream::println!("  needs:   {line}");
         }

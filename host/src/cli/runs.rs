@@ -81,7 +81,11 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
         let run = &detail.run;
         let style = output::status_style(&run.status.to_string());
         anstream::println!("{BOLD}run{BOLD:#}      {}", run.id);
-        anstream::println!("{BOLD}runbook{BOLD:#}  {} {DIM}sha256:{}{DIM:#}", run.runbook, &run.runbook_digest);
+        anstream::println!(
+            "{BOLD}runbook{BOLD:#}  {} {DIM}sha256:{}{DIM:#}",
+            run.runbook,
+            &run.runbook_digest
+        );
         anstream::println!("{BOLD}status{BOLD:#}   {style}{}{style:#}", run.status);
         anstream::println!("{BOLD}operator{BOLD:#} {}", run.operator);
         anstream::println!("{BOLD}params{BOLD:#}   {}", run.params);
@@ -113,7 +117,11 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                     line.level,
                     line.stream,
                     line.message,
-                    if line.fields.is_empty() { String::new() } else { format!(" {:?}", line.fields) }
+                    if line.fields.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {:?}", line.fields)
+                    }
                 );
             }
         }

@@ -31,14 +31,21 @@ impl Session {
     pub fn plugins(&self) -> PluginDirectory {
         let plugins = PluginDirectory::scan(&self.config.plugin_dirs);
         for problem in &plugins.problems {
-            anstream::eprintln!("{}warning{}: {problem}", output::WARN, output::WARN.render_reset());
+            anstream::eprintln!(
+                "{}warning{}: {problem}",
+                output::WARN,
+                output::WARN.render_reset()
+            );
         }
         plugins
     }
 
     pub async fn state(&self) -> Result<StateStore, Reported> {
         StateStore::open(&self.config.state_url).await.map_err(|e| {
-            output::error(&format!("cannot open the state store {}: {e}", redact_url(&self.config.state_url)));
+            output::error(&format!(
+                "cannot open the state store {}: {e}",
+                redact_url(&self.config.state_url)
+            ));
             Reported(exit::INVALID)
         })
     }
@@ -70,7 +77,11 @@ impl Session {
             .find(|p| p.is_file())
     }
 
-    pub fn load_runbook(&self, name_or_path: &str, plugins: &PluginDirectory) -> Result<Runbook, Reported> {
+    pub fn load_runbook(
+        &self,
+        name_or_path: &str,
+        plugins: &PluginDirectory,
+    ) -> Result<Runbook, Reported> {
         let Some(path) = self.find_runbook(name_or_path) else {
             let known: Vec<String> = self
                 .runbook_files()
@@ -79,7 +90,11 @@ impl Session {
                 .collect();
             output::error(&format!(
                 "no runbook named `{name_or_path}` (known: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ));
             return Err(Reported(exit::INVALID));
         };
@@ -112,8 +127,14 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_never_reach_output() {
-        assert_eq!(super::redact_url("postgres://ops:s3cret@db:5432/billing"), "postgres://ops:***@db:5432/billing");
-        assert_eq!(super::redact_url("postgres://ops@db/billing"), "postgres://ops@db/billing");
+        assert_eq!(
+            super::redact_url("postgres://ops:s3cret@db:5432/billing"),
+            "postgres://ops:***@db:5432/billing"
+        );
+        assert_eq!(
+            super::redact_url("postgres://ops@db/billing"),
+            "postgres://ops@db/billing"
+        );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -98,7 +98,13 @@ impl Executor<'_> {
             })
             .await?;
         self.state
-            .append_audit(&[run_audit(&run_id, operator, "run.started", &runbook.name, json!({ "params": params }))])
+            .append_audit(&[run_audit(
+                &run_id,
+                operator,
+                "run.started",
+                &runbook.name,
+                json!({ "params": params }),
+            )])
             .await?;
         observer.run_started(&run_id, runbook);
 
@@ -117,7 +123,11 @@ impl Executor<'_> {
             });
             let failed = report.status == StepStatus::Failed;
             if failed {
-                failure = Some(format!("step `{}` failed: {}", step.id, report.error.clone().unwrap_or_default()));
+                failure = Some(format!(
+                    "step `{}` failed: {}",
+                    step.id,
+                    report.error.clone().unwrap_or_default()
+                ));
             }
             reports.push(report);
             if failed {
@@ -125,10 +135,22 @@ impl Executor<'_> {
             }
         }
 
-        let status = if failure.is_some() { RunStatus::Failed } else { RunStatus::Succeeded };
-        self.state.finish_run(&run_id, status, failure.as_deref()).await?;
+        let status = if failure.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
         self.state
-            .append_audit(&[run_audit(&run_id, operator, "run.finished", &runbook.name, json!({ "status": status, "error": failure }))])
+            .finish_run(&run_id, status, failure.as_deref())
+            .await?;
+        self.state
+            .append_audit(&[run_audit(
+                &run_id,
+                operator,
+                "run.finished",
+                &runbook.name,
+                json!({ "status": status, "error": failure }),
+            )])
             .await?;
         Ok(RunReport {
             run_id,
@@ -150,10 +172,13 @@ impl Executor<'_> {
         let mut loaded: HashMap<String, LoadedPlugin> = HashMap::new();
         for step in &runbook.steps {
             if !loaded.contains_key(&step.plugin) {
-                let entry = self.plugins.get(&step.plugin).ok_or_else(|| ExecError::MissingPlugin {
-                    step: step.id.clone(),
-                    plugin: step.plugin.clone(),
-                })?;
+                let entry =
+                    self.plugins
+                        .get(&step.plugin)
+                        .ok_or_else(|| ExecError::MissingPlugin {
+                            step: step.id.clone(),
+                            plugin: step.plugin.clone(),
+                        })?;
                 let plugin = self.runtime.load(&step.plugin, &entry.wasm_path)?;
                 loaded.insert(step.plugin.clone(), plugin);
             }
@@ -225,7 +250,13 @@ impl Executor<'_> {
             .await?;
 
         let (status, output, error, logs, audit) = match prepared {
-            Err(message) => (StepStatus::Failed, None, Some(message), Vec::new(), Vec::new()),
+            Err(message) => (
+                StepStatus::Failed,
+                None,
+                Some(message),
+                Vec::new(),
+                Vec::new(),
+            ),
             Ok(None) => (StepStatus::Skipped, None, None, Vec::new(), Vec::new()),
             Ok(Some(input)) => self.invoke(run_id, operator, step, plugin, &input).await,
         };
@@ -239,7 +270,9 @@ impl Executor<'_> {
             finished_at: chrono::Utc::now(),
             duration_ms,
         };
-        self.state.finish_step(run_id, index as i64, &outcome, &audit).await?;
+        self.state
+            .finish_step(run_id, index as i64, &outcome, &audit)
+            .await?;
         report.status = status;
         report.output = output;
         report.error = error;
@@ -272,10 +305,18 @@ impl Executor<'_> {
         step: &Step,
         plugin: &LoadedPlugin,
         input: &Value,
-    ) -> (StepStatus, Option<Value>, Option<String>, Vec<LogLine>, Vec<NewAuditEntry>) {
+    ) -> (
+        StepStatus,
+        Option<Value>,
+        Option<String>,
+        Vec<LogLine>,
+        Vec<NewAuditEntry>,
+    ) {
         let limits = StepLimits {
             fuel: step.fuel.unwrap_or(self.limits.fuel),
-            memory_bytes: step.memory_mb.map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
+            memory_bytes: step
+                .memory_mb
+                .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
             timeout: step.timeout.unwrap_or(self.limits.timeout),
         };
         let state = StepState::new(
@@ -295,21 +336,34 @@ impl Executor<'_> {
             },
             limits.memory_bytes,
         );
-        let (outcome, mut state) = self.runtime.invoke(plugin, state, &input.to_string(), limits).await;
+        let (outcome, mut state) = self
+            .runtime
+            .invoke(plugin, state, &input.to_string(), limits)
+            .await;
         let (mut status, output, mut error) = match outcome {
             PluginOutcome::Returned(text) => match serde_json::from_str::<Value>(&text) {
                 Ok(value) => (StepStatus::Succeeded, Some(value), None),
-                Err(e) => (StepStatus::Failed, None, Some(format!("plugin returned invalid JSON: {e}"))),
+                Err(e) => (
+                    StepStatus::Failed,
+                    None,
+                    Some(format!("plugin returned invalid JSON: {e}")),
+                ),
             },
             PluginOutcome::Failed { code, message } => {
                 (StepStatus::Failed, None, Some(format!("{code}: {message}")))
             }
-            PluginOutcome::Fault(fault) => (StepStatus::Failed, None, Some(format!("plugin {fault}"))),
+            PluginOutcome::Fault(fault) => {
+                (StepStatus::Failed, None, Some(format!("plugin {fault}")))
+            }
         };
 
         // The step's writes stand or fall with the step.
         if let Some(tx) = state.db.tx.take() {
-            let result = if status == StepStatus::Succeeded { tx.commit().await } else { tx.rollback().await };
+            let result = if status == StepStatus::Succeeded {
+                tx.commit().await
+            } else {
+                tx.rollback().await
+            };
             if let Err(e) = result {
                 status = StepStatus::Failed;
                 error = Some(format!("database transaction could not be finished: {e}"));
@@ -319,15 +373,26 @@ impl Executor<'_> {
         capture_output(&mut state, "stderr");
         if state.record.dropped_logs > 0 {
             let dropped = state.record.dropped_logs;
-            state.record.logs.push(host_line("warn", format!("{dropped} further log lines were dropped")));
+            state.record.logs.push(host_line(
+                "warn",
+                format!("{dropped} further log lines were dropped"),
+            ));
         }
-        let output = if status == StepStatus::Succeeded { output } else { None };
+        let output = if status == StepStatus::Succeeded {
+            output
+        } else {
+            None
+        };
         (status, output, error, state.record.logs, state.record.audit)
     }
 }
 
 fn capture_output(state: &mut StepState, stream: &str) {
-    let text = if stream == "stdout" { state.stdout() } else { state.stderr() };
+    let text = if stream == "stdout" {
+        state.stdout()
+    } else {
+        state.stderr()
+    };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut log = host_line("info", line.to_string());
         log.stream = stream.to_string();
@@ -345,7 +410,13 @@ fn host_line(level: &str, message: String) -> LogLine {
     }
 }
 
-fn run_audit(run_id: &str, operator: &str, action: &str, runbook: &str, detail: Value) -> NewAuditEntry {
+fn run_audit(
+    run_id: &str,
+    operator: &str,
+    action: &str,
+    runbook: &str,
+    detail: Value,
+) -> NewAuditEntry {
     NewAuditEntry {
         at: chrono::Utc::now(),
         actor: operator.to_string(),
@@ -360,7 +431,10 @@ fn run_audit(run_id: &str, operator: &str, action: &str, runbook: &str, detail: 
 }
 
 /// Parameters given on the command line, as `name=value` text, typed by the runbook.
-pub fn parse_cli_params(runbook: &Runbook, pairs: &[String]) -> Result<std::collections::BTreeMap<String, Value>, Vec<String>> {
+pub fn parse_cli_params(
+    runbook: &Runbook,
+    pairs: &[String],
+) -> Result<std::collections::BTreeMap<String, Value>, Vec<String>> {
     let mut out = std::collections::BTreeMap::new();
     let mut errors = Vec::new();
     for pair in pairs {
@@ -375,9 +449,15 @@ pub fn parse_cli_params(runbook: &Runbook, pairs: &[String]) -> Result<std::coll
                 }
                 Err(e) => errors.push(format!("--param {name}: {e}")),
             },
-            None => errors.push(format!("`{name}` is not a parameter of runbook `{}`", runbook.name)),
+            None => errors.push(format!(
+                "`{name}` is not a parameter of runbook `{}`",
+                runbook.name
+            )),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
-

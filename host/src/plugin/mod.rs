@@ -52,7 +52,8 @@ impl PluginDirectory {
         let text = match std::fs::read_to_string(manifest_path) {
             Ok(text) => text,
             Err(e) => {
-                self.problems.push(format!("{}: {e}", manifest_path.display()));
+                self.problems
+                    .push(format!("{}: {e}", manifest_path.display()));
                 return;
             }
         };
@@ -64,7 +65,10 @@ impl PluginDirectory {
                 return;
             }
         };
-        let stem = manifest_path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let stem = manifest_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("");
         if manifest.name != stem {
             self.problems.push(format!(
                 "{source}: the manifest names plugin `{}` but the file is `{stem}.toml`",
@@ -72,11 +76,13 @@ impl PluginDirectory {
             ));
             return;
         }
-        self.plugins.entry(manifest.name.clone()).or_insert(PluginEntry {
-            manifest,
-            manifest_path: manifest_path.to_path_buf(),
-            wasm_path,
-        });
+        self.plugins
+            .entry(manifest.name.clone())
+            .or_insert(PluginEntry {
+                manifest,
+                manifest_path: manifest_path.to_path_buf(),
+                wasm_path,
+            });
     }
 
     pub fn get(&self, name: &str) -> Option<&PluginEntry> {

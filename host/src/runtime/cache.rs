@@ -39,14 +39,19 @@ impl ComponentCache {
         wasm: &[u8],
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(path) = self.entry_path(digest) else {
-            return Ok((Component::from_binary(engine, wasm)?, CacheOutcome::Compiled));
+            return Ok((
+                Component::from_binary(engine, wasm)?,
+                CacheOutcome::Compiled,
+            ));
         };
         if path.is_file() {
             // SAFETY: only files this host wrote under its own cache directory are loaded,
             // and their names bind them to the exact component digest and engine settings.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}")
+                }
             }
         }
         let precompiled = engine.precompile_component(wasm)?;

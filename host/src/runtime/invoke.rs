@@ -26,7 +26,10 @@ pub enum Fault {
     #[error("exceeded its time limit of {limit_ms} ms")]
     Timeout { limit_ms: u128 },
     #[error("exceeded its memory limit of {limit_mib} MiB (asked for {requested_mib} MiB)")]
-    Memory { limit_mib: usize, requested_mib: usize },
+    Memory {
+        limit_mib: usize,
+        requested_mib: usize,
+    },
     #[error("panicked: {message}")]
     Panic { message: String },
     #[error("trapped: {message}")]
@@ -90,7 +93,12 @@ impl Runtime {
     }
 }
 
-fn classify(error: &wasmtime::Error, instantiating: bool, limits: &StepLimits, state: &StepState) -> Fault {
+fn classify(
+    error: &wasmtime::Error,
+    instantiating: bool,
+    limits: &StepLimits,
+    state: &StepState,
+) -> Fault {
     if let Some(requested) = state.memory.refused {
         return Fault::Memory {
             limit_mib: limits.memory_bytes >> 20,

@@ -15,7 +15,9 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 pub(crate) use bindings::{audit as audit_bindings, db as db_bindings, email as email_bindings};
-pub(crate) use bindings::{log as log_bindings, stripe as stripe_bindings, types as types_bindings};
+pub(crate) use bindings::{
+    log as log_bindings, stripe as stripe_bindings, types as types_bindings,
+};
 pub use cache::CacheOutcome;
 pub use invoke::{Fault, PluginOutcome};
 pub use limits::StepLimits;
@@ -79,7 +81,10 @@ impl Runtime {
             plugin: name.to_string(),
             message: format!("{e:#}"),
         };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
         let pre = bindings::ProcedurePre::new(instance_pre).map_err(link_error)?;
         Ok(LoadedPlugin {
             name: name.to_string(),
