@@ -39,12 +39,15 @@ impl Procedure for Probe {
                 }),
                 _ => db::execute(&statement.sql, &params).map(|n| json!({ "affected": n })),
             };
-            results.push(result.unwrap_or_else(|e: CallError| {
-                json!({ "error": { "kind": e.code(), "message": e.message() } })
-            }));
+            results.push(result.unwrap_or_else(
+                |e: CallError| json!({ "error": { "kind": e.code(), "message": e.message() } }),
+            ));
         }
         if input.fail_after {
-            return Err(Failure::new("requested", "the test asked this step to fail after its statements"));
+            return Err(Failure::new(
+                "requested",
+                "the test asked this step to fail after its statements",
+            ));
         }
         Ok(json!({ "results": results }))
     }
@@ -54,7 +57,9 @@ fn to_value(json: &Json) -> Value {
     match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => n.as_i64().map_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0)), Value::Integer),
+        Json::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0)), Value::Integer),
         Json::String(s) => Value::Text(s.clone()),
         other => Value::Text(other.to_string()),
     }
