@@ -180,3 +180,41 @@ fn billing_report_is_correct_and_identical_on_both_backends() {
     let postgres = billing_report(Backend::Postgres);
     assert_eq!(sqlite, postgres);
 }
+
+#[test]
+fn the_second_run_compiles_nothing() {
+    let mut ws = Workspace::with_demo(Backend::Sqlite);
+    let cache = ws.use_private_cache();
+    let first = exec_ok(&ws, "webhook-failure", &[]);
+    let second = exec_ok(&ws, "webhook-failure", &[]);
+    let origins = |report: &Value| -> Vec<String> {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["plugin_cache"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(origins(&first), ["compiled", "compiled", "compiled"]);
+    assert_eq!(origins(&second), ["hit", "hit", "hit"]);
+    // One entry per plugin, named by the component's sha256.
+    let mut entries: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    let mut digests: Vec<String> = first["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["plugin_digest"].as_str().unwrap().to_string())
+        .collect();
+    digests.sort();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    for (entry, digest) in entries.iter().zip(&digests) {
+        assert!(
+            entry.starts_with(digest.as_str()) && entry.ends_with(".cwasm"),
+            "{entry} for {digest}"
+        );
+    }
+}

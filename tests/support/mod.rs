@@ -45,6 +45,8 @@ pub struct Workspace {
     pub backend: Backend,
     pub target_url: String,
     pg_database: Option<String>,
+    /// `None`: the precompiled-plugin cache shared by all tests.
+    private_cache: Option<PathBuf>,
 }
 
 impl Workspace {
@@ -105,9 +107,23 @@ impl Workspace {
             plugin_dir("plugins").display(),
             plugin_dir("test-plugins").display(),
             repo_root().join("runbooks").display(),
-            repo_root().join("target/test-cache").display(),
+            self.cache_dir().display(),
         );
         std::fs::write(self.path().join("runbook.toml"), config).unwrap();
+    }
+
+    /// Gives this workspace a cache of its own, starting empty.
+    pub fn use_private_cache(&mut self) -> PathBuf {
+        let dir = self.path().join("cache");
+        self.private_cache = Some(dir.clone());
+        self.write_config("");
+        dir
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.private_cache
+            .clone()
+            .unwrap_or_else(|| repo_root().join("target/test-cache"))
     }
 
     /// Adds a runbook file to this workspace's own runbook folder.

@@ -1,0 +1,155 @@
+//! The target billing database: connection by URL, one transaction per step, typed rows.
+//!
+//! sqlx's `Any` driver cannot carry booleans or timestamps faithfully, so each backend
+//! uses its native driver and this module hides the difference behind [`TargetDb`] and
+//! [`StepTransaction`].
+
+mod postgres;
+mod sqlite;
+mod value;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::grant::SqlDialect;
+pub use value::{Column, Rows, SqlValue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("unsupported target database URL `{0}` (expected postgres://... or sqlite://...)")]
+    UnsupportedUrl(String),
+    #[error("cannot connect to the target database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("{0}")]
+    Sql(#[from] sqlx::Error),
+    #[error(
+        "column `{column}` has type {type_name}, which the db capability cannot return; cast it to text in SQL"
+    )]
+    UnsupportedType { column: String, type_name: String },
+    #[error("parameter ${index}: {reason}")]
+    BadParameter { index: usize, reason: String },
+    #[error("schema migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A connection pool to the database the runbooks act on.
+#[derive(Clone, Debug)]
+pub enum TargetDb {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl TargetDb {
+    /// Connects to `postgres://...` or `sqlite://path` (the SQLite file is created if missing).
+    pub async fn connect(url: &str) -> Result<TargetDb, TargetError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(TargetError::Connect)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(TargetError::Connect)?;
+            Ok(TargetDb::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(TargetError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .map_err(TargetError::Connect)?;
+            Ok(TargetDb::Sqlite(pool))
+        } else {
+            Err(TargetError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    pub fn dialect(&self) -> SqlDialect {
+        match self {
+            TargetDb::Postgres(_) => SqlDialect::Postgres,
+            TargetDb::Sqlite(_) => SqlDialect::Sqlite,
+        }
+    }
+
+    pub async fn begin(&self) -> Result<StepTransaction, TargetError> {
+        Ok(match self {
+            TargetDb::Postgres(pool) => StepTransaction::Postgres(pool.begin().await?),
+            TargetDb::Sqlite(pool) => StepTransaction::Sqlite(pool.begin().await?),
+        })
+    }
+
+    /// Applies the migrations in `dir` (sqlx's runtime migrator, tracked in `_sqlx_migrations`).
+    pub async fn migrate(&self, dir: &std::path::Path) -> Result<(), TargetError> {
+        let migrator = sqlx::migrate::Migrator::new(dir).await?;
+        match self {
+            TargetDb::Postgres(pool) => migrator.run(pool).await?,
+            TargetDb::Sqlite(pool) => migrator.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Runs a script of several statements outside any grant: only for host-owned set-up
+    /// such as loading demo data, never on behalf of a plugin.
+    pub async fn run_script(&self, sql: &str) -> Result<(), TargetError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            TargetDb::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop)?,
+            TargetDb::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            TargetDb::Postgres(pool) => pool.close().await,
+            TargetDb::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// All of one step's statements. Dropping it without [`commit`](Self::commit) rolls back.
+pub enum StepTransaction {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+impl StepTransaction {
+    pub async fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, TargetError> {
+        match self {
+            StepTransaction::Postgres(tx) => postgres::query(tx, sql, params).await,
+            StepTransaction::Sqlite(tx) => sqlite::query(tx, sql, params).await,
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, TargetError> {
+        match self {
+            StepTransaction::Postgres(tx) => postgres::execute(tx, sql, params).await,
+            StepTransaction::Sqlite(tx) => sqlite::execute(tx, sql, params).await,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), TargetError> {
+        match self {
+            StepTransaction::Postgres(tx) => tx.commit().await?,
+            StepTransaction::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), TargetError> {
+        match self {
+            StepTransaction::Postgres(tx) => tx.rollback().await?,
+            StepTransaction::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! PostgreSQL: binding [`SqlValue`] parameters and decoding rows by column type.
+
+use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo, PgValueRef};
+use sqlx::query::Query;
+use sqlx::types::{Decimal, Uuid};
+use sqlx::{Column as _, Decode, Postgres, Row, Transaction, TypeInfo, ValueRef};
+
+use super::TargetError;
+use super::value::{Column, Rows, SqlValue, parse_timestamp};
+
+pub(super) async fn query(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Rows, TargetError> {
+    let rows = bind_all(sql, params)?.fetch_all(&mut **tx).await?;
+    decode_rows(&rows)
+}
+
+pub(super) async fn execute(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<u64, TargetError> {
+    let done = bind_all(sql, params)?.execute(&mut **tx).await?;
+    Ok(done.rows_affected())
+}
+
+fn bind_all<'q>(
+    sql: &str,
+    params: &'q [SqlValue],
+) -> Result<Query<'q, Postgres, PgArguments>, TargetError> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (i, value) in params.iter().enumerate() {
+        query = match value {
+            // An untyped NULL lets Postgres infer the parameter's type from the statement;
+            // a typed one (say TEXT) would break `INSERT ... VALUES ($1)` into a BIGINT column.
+            SqlValue::Null => query.bind(UntypedNull),
+            SqlValue::Boolean(b) => query.bind(*b),
+            SqlValue::Integer(n) => query.bind(*n),
+            SqlValue::Float(f) => query.bind(*f),
+            SqlValue::Text(s) => query.bind(s.as_str()),
+            SqlValue::Bytes(b) => query.bind(b.as_slice()),
+            SqlValue::Timestamp(text) => {
+                let at = parse_timestamp(text).ok_or_else(|| TargetError::BadParameter {
+                    index: i + 1,
+                    reason: format!("`{text}` is not an RFC 3339 timestamp"),
+                })?;
+                query.bind(at)
+            }
+        };
+    }
+    Ok(query)
+}
+
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        // OID 0 leaves the parameter's type unspecified in the Parse message.
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+fn decode_rows(rows: &[PgRow]) -> Result<Rows, TargetError> {
+    let Some(first) = rows.first() else {
+        return Ok(Rows::default());
+    };
+    let columns: Vec<Column> = first
+        .columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_string(),
+            type_name: c.type_info().name().to_string(),
+        })
+        .collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut values = Vec::with_capacity(columns.len());
+        for (i, column) in columns.iter().enumerate() {
+            let raw = row.try_get_raw(i)?;
+            values.push(decode_value(raw, column)?);
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+fn decode_value(raw: PgValueRef<'_>, column: &Column) -> Result<SqlValue, TargetError> {
+    if raw.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    fn get<'r, T: Decode<'r, Postgres>>(raw: PgValueRef<'r>) -> Result<T, TargetError> {
+        T::decode(raw).map_err(|e| TargetError::Sql(sqlx::Error::Decode(e)))
+    }
+    Ok(match column.type_name.as_str() {
+        "BOOL" => SqlValue::Boolean(get(raw)?),
+        "INT2" => SqlValue::Integer(get::<i16>(raw)?.into()),
+        "INT4" => SqlValue::Integer(get::<i32>(raw)?.into()),
+        "INT8" => SqlValue::Integer(get(raw)?),
+        "OID" => SqlValue::Integer(get::<sqlx::postgres::types::Oid>(raw)?.0.into()),
+        "FLOAT4" => SqlValue::Float(get::<f32>(raw)?.into()),
+        "FLOAT8" => SqlValue::Float(get(raw)?),
+        // SUM(bigint) is NUMERIC: keep whole numbers exact, and decimals as text so no
+        // cent is lost to floating point.
+        "NUMERIC" => {
+            let d: Decimal = get(raw)?;
+            match i64::try_from(d) {
+                Ok(n) if d.fract().is_zero() => SqlValue::Integer(n),
+                _ => SqlValue::Text(d.normalize().to_string()),
+            }
+        }
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" | "UNKNOWN" => {
+            SqlValue::Text(get(raw)?)
+        }
+        "BYTEA" => SqlValue::Bytes(get(raw)?),
+        "TIMESTAMPTZ" => {
+            let at: chrono::DateTime<chrono::Utc> = get(raw)?;
+            SqlValue::Timestamp(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }
+        "TIMESTAMP" => {
+            let at: chrono::NaiveDateTime = get(raw)?;
+            SqlValue::Timestamp(
+                at.and_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            )
+        }
+        "DATE" => SqlValue::Text(get::<chrono::NaiveDate>(raw)?.to_string()),
+        "UUID" => SqlValue::Text(get::<Uuid>(raw)?.to_string()),
+        "JSON" | "JSONB" => SqlValue::Text(get::<serde_json::Value>(raw)?.to_string()),
+        other => {
+            return Err(TargetError::UnsupportedType {
+                column: column.name.clone(),
+                type_name: other.to_string(),
+            });
+        }
+    })
+}

@@ -1,0 +1,94 @@
+//! SQLite: binding [`SqlValue`] parameters and decoding rows by each value's storage class.
+
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow, SqliteValueRef};
+use sqlx::{Column as _, Decode, Row, Sqlite, Transaction, TypeInfo, ValueRef};
+
+use super::TargetError;
+use super::value::{Column, Rows, SqlValue, parse_timestamp};
+
+pub(super) async fn query(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Rows, TargetError> {
+    let rows = bind_all(sql, params)?.fetch_all(&mut **tx).await?;
+    decode_rows(&rows)
+}
+
+pub(super) async fn execute(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<u64, TargetError> {
+    let done = bind_all(sql, params)?.execute(&mut **tx).await?;
+    Ok(done.rows_affected())
+}
+
+fn bind_all<'q>(
+    sql: &str,
+    params: &'q [SqlValue],
+) -> Result<Query<'q, Sqlite, SqliteArguments>, TargetError> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (i, value) in params.iter().enumerate() {
+        query = match value {
+            SqlValue::Null => query.bind(None::<i64>),
+            SqlValue::Boolean(b) => query.bind(*b),
+            SqlValue::Integer(n) => query.bind(*n),
+            SqlValue::Float(f) => query.bind(*f),
+            SqlValue::Text(s) => query.bind(s.as_str()),
+            SqlValue::Bytes(b) => query.bind(b.as_slice()),
+            // SQLite has no timestamp type: bind the text form the reference schema stores
+            // (`YYYY-MM-DD HH:MM:SS+00:00`, UTC), which SQLite's date functions read and
+            // which orders correctly against stored values.
+            SqlValue::Timestamp(text) => {
+                let at = parse_timestamp(text).ok_or_else(|| TargetError::BadParameter {
+                    index: i + 1,
+                    reason: format!("`{text}` is not an RFC 3339 timestamp"),
+                })?;
+                query.bind(at.format("%Y-%m-%d %H:%M:%S+00:00").to_string())
+            }
+        };
+    }
+    Ok(query)
+}
+
+fn decode_rows(rows: &[SqliteRow]) -> Result<Rows, TargetError> {
+    let Some(first) = rows.first() else {
+        return Ok(Rows::default());
+    };
+    let columns: Vec<Column> = first
+        .columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_string(),
+            type_name: c.type_info().name().to_string(),
+        })
+        .collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut values = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            values.push(decode_value(row.try_get_raw(i)?)?);
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+/// SQLite types values, not columns: decode by the value's own storage class.
+fn decode_value(raw: SqliteValueRef<'_>) -> Result<SqlValue, TargetError> {
+    if raw.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    fn get<'r, T: Decode<'r, Sqlite>>(raw: SqliteValueRef<'r>) -> Result<T, TargetError> {
+        T::decode(raw).map_err(|e| TargetError::Sql(sqlx::Error::Decode(e)))
+    }
+    let storage = raw.type_info().name().to_string();
+    Ok(match storage.as_str() {
+        "INTEGER" | "BOOLEAN" => SqlValue::Integer(get(raw)?),
+        "REAL" => SqlValue::Float(get(raw)?),
+        "BLOB" => SqlValue::Bytes(get(raw)?),
+        _ => SqlValue::Text(get(raw)?),
+    })
+}
