@@ -71,6 +71,7 @@ impl Workspace {
             backend,
             target_url,
             pg_database,
+            private_cache: None,
         };
         ws.write_config("");
         ws
