@@ -1,3 +1,5 @@
+//! Tests of runbook-file and plugin-manifest parsing, validation, diagnostics and templating.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
