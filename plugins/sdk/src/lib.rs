@@ -2,7 +2,9 @@
 //!
 //! A plugin is one procedure of a runbook: it receives its step's input as a typed value,
 //! talks to the host through capability-checked calls ([`db`], [`audit`], [`log`],
-//! [`stripe`], [`email`]) and returns a typed output. The host turns both ends into JSON.
+//! [`stripe`], [`email`], [`webhook`]) and returns a typed output. The host turns both ends
+//! into JSON. A component imports only the interfaces it calls, and its step must grant
+//! each of them.
 //!
 //! ```no_run
 //! use runbook_sdk::{Failure, Procedure, audit, db, params, register_plugin};
@@ -45,6 +47,7 @@ mod rows;
 pub mod stripe;
 mod timestamp;
 mod value;
+pub mod webhook;
 
 pub use error::{CallError, Failure};
 pub use rows::{Column, Row, RowError, Rows};

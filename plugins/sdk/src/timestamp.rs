@@ -81,6 +81,27 @@ impl Timestamp {
             + n(14..16) * 60
             + n(17..19)
     }
+
+    /// The instant `seconds` after 1970-01-01T00:00:00Z (how Stripe spells instants).
+    /// `None` outside the years 0000..=9999.
+    pub fn from_unix_seconds(seconds: i64) -> Option<Timestamp> {
+        let (y, mo, d) = civil_from_days(seconds.div_euclid(86_400));
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let t = seconds.rem_euclid(86_400);
+        Some(Timestamp(format!(
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            t / 3600,
+            t % 3600 / 60,
+            t % 60
+        )))
+    }
+
+    /// This instant plus `days` whole days (negative: minus), to the whole second.
+    pub fn plus_days(&self, days: i64) -> Option<Timestamp> {
+        Timestamp::from_unix_seconds(self.unix_seconds().checked_add(days.checked_mul(86_400)?)?)
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -266,6 +287,30 @@ mod tests {
         assert_eq!(t.unix_seconds(), 1_791_203_696);
         assert_eq!(Timestamp::parse("1970-01-01").unwrap().unix_seconds(), 0);
         assert!(t < Timestamp::parse("2026-10-05T12:35:00Z").unwrap());
+    }
+
+    #[test]
+    fn unix_seconds_round_trip() {
+        let t = Timestamp::from_unix_seconds(1_791_203_696).unwrap();
+        assert_eq!(t.as_str(), "2026-10-05T12:34:56Z");
+        assert_eq!(t.unix_seconds(), 1_791_203_696);
+        assert_eq!(
+            Timestamp::from_unix_seconds(0).unwrap().as_str(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_seconds(-1).unwrap().as_str(),
+            "1969-12-31T23:59:59Z"
+        );
+        assert_eq!(Timestamp::from_unix_seconds(i64::MAX / 2), None);
+    }
+
+    #[test]
+    fn adding_days() {
+        let t = Timestamp::parse("2026-02-26 08:00:00.5+00:00").unwrap();
+        assert_eq!(t.plus_days(7).unwrap().as_str(), "2026-03-05T08:00:00Z");
+        assert_eq!(t.plus_days(-60).unwrap().as_str(), "2025-12-28T08:00:00Z");
+        assert_eq!(t.plus_days(i64::MAX), None);
     }
 
     #[test]
