@@ -1,8 +1,11 @@
 //! Shared harness for the integration tests: a scratch workspace per test with its own
 //! `runbook.toml`, a real target database (a SQLite file, or a fresh PostgreSQL database
-//! on 127.0.0.1:5432), and helpers that run the real `runbook` binary.
+//! on 127.0.0.1:5432), and helpers that run the real `runbook` binary. `servers` starts the
+//! Stripe, SMTP and webhook test servers.
 
 #![allow(dead_code)]
+
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,7 @@
-//! Build automation: `cargo xtask plugins|demo|test|lint`. Plain std::process, no magic:
-//! every step prints the command it runs.
+//! Build automation: `cargo xtask plugins|demo|lint|pyenv|test`. Plain std::process, no
+//! magic: every step prints the command it runs.
+
+mod pyenv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +17,9 @@ commands:
   demo      build everything, load the demo billing database (SQLite) with its live
             webhook incident, and run `runbook exec webhook-failure` on it
   lint      cargo fmt --check and clippy -D warnings on the host and the plugins
-  test      the whole suite: lint, plugins, then every test (what CI runs)";
+  pyenv     the Python virtualenv target/py with the tests' servers (localstripe,
+            aiosmtpd, stripe; pinned in tests/servers/requirements.txt)
+  test      the whole suite: pyenv, lint, plugins, then every test (what CI runs)";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -23,6 +27,7 @@ fn main() -> Result<()> {
         "plugins" => plugins(),
         "demo" => demo(),
         "lint" => lint(),
+        "pyenv" => pyenv::pyenv(),
         "test" => test(),
         _ => {
             eprintln!("{USAGE}");
@@ -213,6 +218,8 @@ fn lint() -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    // First: a machine without Python's venv module fails now, not after the builds.
+    pyenv::pyenv()?;
     lint()?;
     plugins()?;
     let root = root();
