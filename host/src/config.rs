@@ -34,6 +34,47 @@ struct RawConfig {
     paths: RawPaths,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    stripe: RawStripe,
+    #[serde(default)]
+    webhooks: std::collections::BTreeMap<String, RawWebhook>,
+    #[serde(default)]
+    email: RawEmail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStripe {
+    api_key_env: Option<String>,
+    base_url: Option<String>,
+    max_attempts: Option<u32>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret_env: String,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    from: Option<String>,
+    outbox: Option<PathBuf>,
+    smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: Option<SmtpTls>,
+    username: Option<String>,
+    password_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +89,7 @@ struct RawPaths {
     plugins: Option<Vec<PathBuf>>,
     runbooks: Option<Vec<PathBuf>>,
     cache: Option<PathBuf>,
+    templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +112,64 @@ pub struct Config {
     /// `None` disables the precompiled-component cache.
     pub cache_dir: Option<PathBuf>,
     pub limits: StepLimits,
+    /// Email templates (`<name>.txt`: a `Subject:` line, a blank line, the body).
+    pub template_dir: PathBuf,
+    pub stripe: StripeConfig,
+    /// Endpoints the `webhook` capability may deliver to, by name.
+    pub webhooks: std::collections::BTreeMap<String, WebhookConfig>,
+    pub email: EmailConfig,
+}
+
+/// Where the Stripe API is and which environment variable holds its key. The key itself
+/// is read when a run needs it and lives only in the host's Stripe client.
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    pub api_key_env: String,
+    pub base_url: Option<String>,
+    /// Attempts per call, counting the first (retries on 429 and 5xx).
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Environment variable holding the endpoint's signing secret (`whsec_...`).
+    pub secret_env: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub from: String,
+    pub delivery: EmailDelivery,
+}
+
+#[derive(Debug, Clone)]
+pub enum EmailDelivery {
+    /// `.eml` files in a folder: the embedded default, for review before anything is sent.
+    Outbox(PathBuf),
+    Smtp(SmtpConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP: only for a relay on the same host or a test server.
+    None,
+    /// STARTTLS on the submission port (587), required.
+    Starttls,
+    /// Implicit TLS (465).
+    Tls,
 }
 
 impl Config {
@@ -133,7 +233,86 @@ impl Config {
             .state
             .url
             .unwrap_or_else(|| "sqlite://.runbook/state.db".to_string());
+        let duration = |what: &str, text: Option<String>, default: Duration| match text {
+            Some(text) => parse_duration(&text).map_err(|e| invalid(format!("{what}: {e}"))),
+            None => Ok(default),
+        };
+        let stripe = StripeConfig {
+            api_key_env: raw
+                .stripe
+                .api_key_env
+                .unwrap_or_else(|| "STRIPE_API_KEY".into()),
+            base_url: raw.stripe.base_url,
+            max_attempts: match raw.stripe.max_attempts {
+                Some(n @ 1..=10) => n,
+                Some(n) => return Err(invalid(format!("stripe.max_attempts must be 1..=10, got {n}"))),
+                None => 4,
+            },
+            timeout: duration("stripe.timeout", raw.stripe.timeout, Duration::from_secs(30))?,
+        };
+        let mut webhooks = std::collections::BTreeMap::new();
+        for (name, hook) in raw.webhooks {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "webhooks.{name}.url must be an http:// or https:// URL"
+                )));
+            }
+            let timeout = duration(
+                &format!("webhooks.{name}.timeout"),
+                hook.timeout,
+                Duration::from_secs(30),
+            )?;
+            webhooks.insert(
+                name,
+                WebhookConfig {
+                    url: hook.url,
+                    secret_env: hook.secret_env,
+                    timeout,
+                },
+            );
+        }
+        let email = EmailConfig {
+            from: raw
+                .email
+                .from
+                .unwrap_or_else(|| "billing-operations@localhost".into()),
+            delivery: match raw.email.smtp {
+                Some(smtp) => EmailDelivery::Smtp(SmtpConfig {
+                    port: smtp.port.unwrap_or(match smtp.tls {
+                        Some(SmtpTls::Tls) => 465,
+                        Some(SmtpTls::None) => 25,
+                        _ => 587,
+                    }),
+                    host: smtp.host,
+                    tls: smtp.tls.unwrap_or(SmtpTls::Starttls),
+                    username: smtp.username,
+                    password_env: smtp.password_env,
+                }),
+                None => EmailDelivery::Outbox(at(raw
+                    .email
+                    .outbox
+                    .unwrap_or_else(|| ".runbook/outbox".into()))),
+            },
+        };
+        let runbook_dirs: Vec<PathBuf> = raw
+            .paths
+            .runbooks
+            .unwrap_or_else(|| vec!["runbooks".into()])
+            .into_iter()
+            .map(at)
+            .collect();
+        let template_dir = match raw.paths.templates {
+            Some(dir) => at(dir),
+            None => runbook_dirs
+                .first()
+                .map_or_else(|| at("runbooks".into()), |d| d.clone())
+                .join("templates/email"),
+        };
         Ok(Config {
+            template_dir,
+            stripe,
+            webhooks,
+            email,
             target_url: resolve_sqlite_path(&target_url, base),
             state_url: resolve_sqlite_path(&state_url, base),
             plugin_dirs: raw
@@ -143,13 +322,7 @@ impl Config {
                 .into_iter()
                 .map(at)
                 .collect(),
-            runbook_dirs: raw
-                .paths
-                .runbooks
-                .unwrap_or_else(|| vec!["runbooks".into()])
-                .into_iter()
-                .map(at)
-                .collect(),
+            runbook_dirs,
             cache_dir: Some(at(raw
                 .paths
                 .cache

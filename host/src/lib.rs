@@ -2,7 +2,7 @@
 //! automation. Plugins are WebAssembly components; the host grants each step exactly the
 //! capabilities its runbook names and records every side effect.
 
-mod capability;
+pub mod capability;
 pub mod cli;
 pub mod config;
 pub mod exec;

@@ -8,7 +8,7 @@ use crate::grant::{SqlAccess, SqlDialect, SqlError};
 use crate::runtime::StepState;
 use crate::runtime::db_bindings::{self, Column, Rows, SqlDialect as WitDialect};
 use crate::runtime::types_bindings::{CallError, Value};
-use crate::state::LogLine;
+use crate::state::{CallDecision, LogLine};
 use crate::target::{SqlValue, StepTransaction, TargetError};
 
 impl db_bindings::Host for StepState {
@@ -70,12 +70,25 @@ impl StepState {
         statement: Statement,
     ) -> Result<Done, CallError> {
         let started = Instant::now();
-        let access = self.authorize(sql)?;
+        let started_at = chrono::Utc::now();
+        let access = match self.authorize(sql) {
+            Ok(access) => access,
+            Err(e) => {
+                let decision = if matches!(e, CallError::Denied(_)) {
+                    CallDecision::Denied
+                } else {
+                    CallDecision::Allowed
+                };
+                self.journal_statement(statement, sql, params.len(), None, started, started_at, decision, Err(&e));
+                return Err(e);
+            }
+        };
         if let Some(reason) = &self.db.poisoned {
             return Err(CallError::Failed(format!(
                 "an earlier statement of this step failed ({reason}); its transaction is aborted"
             )));
         }
+        let param_count = params.len();
         let params: Vec<SqlValue> = params.into_iter().map(to_sql_value).collect();
         let tx = self.transaction().await?;
         let result = match statement {
@@ -83,6 +96,21 @@ impl StepState {
             Statement::Execute => tx.execute(sql, &params).await.map(Done::Affected),
         };
         let elapsed = started.elapsed();
+        let journaled = match &result {
+            Ok(Done::Rows(rows)) => Ok(serde_json::json!({ "rows": rows.rows.len() })),
+            Ok(Done::Affected(n)) => Ok(serde_json::json!({ "affected": n })),
+            Err(e) => Err(CallError::Failed(e.to_string())),
+        };
+        self.journal_statement(
+            statement,
+            sql,
+            param_count,
+            Some(&access),
+            started,
+            started_at,
+            CallDecision::Allowed,
+            journaled.as_ref().map_err(|e| e),
+        );
         match result {
             Ok(done) => {
                 tracing::debug!(
@@ -104,6 +132,64 @@ impl StepState {
                 Err(CallError::Failed(message))
             }
         }
+    }
+
+    /// Database calls are journaled in memory and stored with the step's outcome: they
+    /// have no effect outside the step's transaction, so nothing needs replaying.
+    #[allow(clippy::too_many_arguments)]
+    fn journal_statement(
+        &mut self,
+        statement: Statement,
+        sql: &str,
+        param_count: usize,
+        access: Option<&SqlAccess>,
+        started: Instant,
+        started_at: chrono::DateTime<chrono::Utc>,
+        decision: CallDecision,
+        result: Result<&serde_json::Value, &CallError>,
+    ) {
+        let seq = self.effects.next_seq();
+        let writes: Vec<&str> = access
+            .map(|a| {
+                a.needs
+                    .iter()
+                    .filter(|(kind, _)| *kind != crate::grant::StatementKind::Select)
+                    .map(|(_, table)| table.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut params = serde_json::json!({ "sql": truncate(sql, 1000), "params": param_count });
+        if let Some(access) = access {
+            params["statement"] = serde_json::json!(access.statement.to_string());
+            if !writes.is_empty() {
+                params["writes"] = serde_json::json!(writes);
+            }
+        }
+        let (ok, response, error) = match result {
+            Ok(r) => (true, Some(r.clone()), None),
+            Err(e) => (false, None, Some(e.message())),
+        };
+        self.effects.pending.push(crate::state::CallRecord {
+            step_index: self.effects.step_index,
+            attempt: self.effects.attempt,
+            seq,
+            interface: "db".into(),
+            operation: match statement {
+                Statement::Query => "query",
+                Statement::Execute => "execute",
+            }
+            .into(),
+            params,
+            request_digest: String::new(),
+            decision,
+            ok,
+            effect: false,
+            response,
+            error,
+            idempotency_key: None,
+            started_at,
+            duration_us: started.elapsed().as_micros() as i64,
+        });
     }
 
     /// Parses the statement and checks it against the step's database grant.
@@ -129,7 +215,6 @@ impl StepState {
 
     /// Records a denial in the audit log and the step log, and builds the plugin's error.
     fn deny(&mut self, target: &str, reason: String, sql: &str) -> CallError {
-        self.record.denials += 1;
         let detail =
             serde_json::json!({ "reason": reason, "sql": truncate(sql, 2000) }).to_string();
         let entry = self.audit_entry("capability.denied", target, detail);

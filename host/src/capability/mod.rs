@@ -4,10 +4,23 @@
 //! [`StepState`]: crate::runtime::StepState
 
 mod audit;
+mod budget;
 mod db;
+mod effects;
 mod email;
 mod log;
+mod redact;
+mod services;
 mod stripe;
+mod stripe_operations;
+mod webhook;
+
+pub use budget::RunBudget;
+pub use effects::EffectSession;
+pub use email::render_template;
+pub use redact::redact;
+pub use services::Services;
+pub use stripe_operations::{StripeOperation, stripe_operation, stripe_operation_names};
 
 use crate::runtime::{StepState, types_bindings};
 

@@ -1,21 +1,311 @@
-//! `runbook:plugin/stripe`: declared in the plugin API, not yet provided by this host.
-//!
-//! A component that imports it is refused at load unless its step grants Stripe
-//! operations; with a grant, every call answers `unavailable` until the Stripe
-//! capability lands. It never pretends a call was made.
+//! `runbook:plugin/stripe`: Stripe API calls on the plugin's behalf, through async-stripe's
+//! client (auth, transport, error decoding). Each call is checked against the step's
+//! granted operations and budgets; writes carry an idempotency key derived from run,
+//! step and call number, are answered from the journal when a re-run step repeats them,
+//! and are only planned in a dry run. Responses are Stripe's own JSON, undecoded.
 
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use stripe_client_core::{RequestBuilder, RequestStrategy, StripeMethod};
+
+use super::effects::Call;
+use super::redact::redact;
+use super::services::StripeService;
+use super::stripe_operations::{StripeOperation, stripe_operation};
 use crate::runtime::StepState;
 use crate::runtime::stripe_bindings;
 use crate::runtime::types_bindings::CallError;
+use crate::state::CallDecision;
+
+/// First backoff; doubled per retry, capped, with full jitter.
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
 impl stripe_bindings::Host for StepState {
     async fn call(
         &mut self,
         operation: String,
-        _params: String,
+        params: String,
     ) -> wasmtime::Result<Result<String, CallError>> {
-        Ok(Err(CallError::Unavailable(format!(
-            "stripe `{operation}`: the Stripe capability is not available on this host yet"
-        ))))
+        Ok(self.stripe_call(&operation, &params).await)
+    }
+}
+
+impl StepState {
+    async fn stripe_call(&mut self, operation: &str, request: &str) -> Result<String, CallError> {
+        let params = match serde_json::from_str::<Value>(request) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(CallError::Invalid("stripe params must be a JSON object".into())),
+            Err(e) => return Err(CallError::Invalid(format!("stripe params: {e}"))),
+        };
+        let Some(op) = stripe_operation(operation) else {
+            return Err(CallError::Invalid(format!(
+                "unknown Stripe operation `{operation}`"
+            )));
+        };
+        let call = self.begin_call(
+            "stripe",
+            operation,
+            request,
+            redact(&Value::Object(params.clone())),
+            op.write,
+        );
+        let granted = self
+            .grants
+            .stripe
+            .as_ref()
+            .is_some_and(|g| g.operations.contains(operation));
+        if !granted {
+            let reason = format!("Stripe operation `{operation}` is not granted to this step");
+            let target = format!("stripe:{operation}");
+            return Err(CallError::Denied(self.deny_call(&call, &target, reason).await));
+        }
+        if op.write
+            && let Some(done) = self.completed_effect(&call).await
+        {
+            let response = done.response.clone().unwrap_or(Value::Null);
+            let record = self.record(
+                &call,
+                CallDecision::Replayed,
+                done.ok,
+                done.response,
+                done.error.clone(),
+                done.idempotency_key,
+            );
+            self.journal(record).await;
+            return match done.error {
+                Some(e) if !done.ok => Err(CallError::Failed(e)),
+                _ => Ok(response.to_string()),
+            };
+        }
+        let service = match &self.effects.services.stripe {
+            Ok(s) => s,
+            Err(reason) => {
+                let reason = reason.clone();
+                let record = self.record(&call, CallDecision::Allowed, false, None, Some(reason.clone()), None);
+                self.journal(record).await;
+                return Err(CallError::Unavailable(reason));
+            }
+        };
+        let refund = if op.name == "refunds.create" {
+            match refund_amount(service, &params).await {
+                Ok(amount) => Some(amount),
+                Err(e) => {
+                    let record = self.record(&call, CallDecision::Allowed, false, None, Some(e.message()), None);
+                    self.journal(record).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        if op.write
+            && let Err(reason) = self.check_budget(refund)
+        {
+            let target = format!("stripe:{operation}");
+            return Err(CallError::Denied(self.deny_call(&call, &target, reason).await));
+        }
+        if op.write {
+            self.effects.budget.charge(&self.context.step_id, |spent| {
+                spent.stripe_writes += 1;
+                spent.refunded += refund.unwrap_or(0);
+            });
+        }
+        if op.write && self.effects.dry_run {
+            let placeholder = placeholder(op, &call, &params, refund);
+            let record = self.record(&call, CallDecision::DryRun, true, Some(placeholder.clone()), None, None);
+            self.journal(record).await;
+            return Ok(placeholder.to_string());
+        }
+
+        let key = op.write.then(|| self.idempotency_key(&call));
+        let service = self.effects.services.stripe.as_ref().expect("checked above");
+        let result = send(service, op, &params, key.as_deref()).await;
+        let record = match &result {
+            Ok(body) => {
+                // Writes keep their answer for replay; reads would only bloat the journal.
+                let response = op.write.then(|| redact(&serde_json::from_str(body).unwrap_or(Value::Null)));
+                self.record(&call, CallDecision::Allowed, true, response, None, key)
+            }
+            Err(e) => self.record(&call, CallDecision::Allowed, false, None, Some(e.message()), key),
+        };
+        self.journal(record).await;
+        result
+    }
+
+    /// The step's Stripe budgets, checked before a write is made.
+    fn check_budget(&self, refund: Option<i64>) -> Result<(), String> {
+        let Some(grant) = &self.grants.stripe else {
+            return Ok(());
+        };
+        let spent = self.effects.budget.spent(&self.context.step_id);
+        if let Some(max) = grant.max_writes
+            && spent.stripe_writes >= max
+        {
+            return Err(format!(
+                "this step may make at most {max} Stripe write(s) per run, and has made {}",
+                spent.stripe_writes
+            ));
+        }
+        if let Some(amount) = refund {
+            if let Some(max) = grant.max_refund_amount
+                && amount > max
+            {
+                return Err(format!(
+                    "a refund of {amount} exceeds this step's limit of {max} per refund"
+                ));
+            }
+            if let Some(max) = grant.max_refund_total
+                && spent.refunded + amount > max
+            {
+                return Err(format!(
+                    "a refund of {amount} would bring this run's refunds to {}, over this step's limit of {max}",
+                    spent.refunded + amount
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How much a `refunds.create` would refund: `amount` if given; otherwise what is left of
+/// the charge, which the host reads from Stripe itself so a "full refund" cannot slip
+/// past the budget.
+async fn refund_amount(
+    service: &StripeService,
+    params: &Map<String, Value>,
+) -> Result<i64, CallError> {
+    if let Some(amount) = params.get("amount") {
+        return match amount.as_i64() {
+            Some(a) if a > 0 => Ok(a),
+            _ => Err(CallError::Invalid(
+                "refunds.create: `amount` must be a positive integer (smallest currency unit)".into(),
+            )),
+        };
+    }
+    let Some(charge) = params.get("charge").and_then(Value::as_str) else {
+        return Err(CallError::Invalid(
+            "refunds.create: give `charge` (and `amount` for a partial refund)".into(),
+        ));
+    };
+    let op = stripe_operation("charges.retrieve").expect("known operation");
+    let mut id = Map::new();
+    id.insert("id".into(), Value::String(charge.to_string()));
+    let body = send(service, op, &id, None).await?;
+    let charge: Value = serde_json::from_str(&body)
+        .map_err(|e| CallError::Failed(format!("charges.retrieve: {e}")))?;
+    let amount = charge["amount"].as_i64().unwrap_or(0);
+    let refunded = charge["amount_refunded"].as_i64().unwrap_or(0);
+    Ok((amount - refunded).max(0))
+}
+
+/// Sends one request, retrying 429, 5xx and transport failures with capped exponential
+/// backoff and full jitter. Every attempt carries the same idempotency key.
+async fn send(
+    service: &StripeService,
+    op: &StripeOperation,
+    params: &Map<String, Value>,
+    idempotency_key: Option<&str>,
+) -> Result<String, CallError> {
+    let mut params = params.clone();
+    let id = params.remove("id");
+    let id = match &id {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(CallError::Invalid(format!("`{}`: `id` must be a string", op.name))),
+    };
+    let path = op.path_for(id).map_err(CallError::Invalid)?;
+    let strategy = match idempotency_key {
+        Some(key) => RequestStrategy::Idempotent(
+            stripe_client_core::IdempotencyKey::new(key)
+                .map_err(|e| CallError::Invalid(format!("idempotency key: {e:?}")))?,
+        ),
+        None => RequestStrategy::Once,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let builder = RequestBuilder::new(op.method, path.clone());
+        let builder = match op.method {
+            StripeMethod::Post => builder.form(&params),
+            _ if params.is_empty() => builder,
+            _ => builder.query(&params),
+        };
+        let result = builder
+            .customize::<miniserde::json::Value>()
+            .request_strategy(strategy.clone())
+            .timeout(service.timeout)
+            .send(&service.client)
+            .await;
+        let error = match result {
+            Ok(value) => return Ok(miniserde::json::to_string(&value)),
+            Err(e) => e,
+        };
+        let retryable = match &error {
+            stripe::StripeError::Stripe(_, status) => *status == 429 || *status >= 500,
+            stripe::StripeError::ClientError(_) | stripe::StripeError::Timeout => true,
+            _ => false,
+        };
+        if !retryable || attempt >= service.max_attempts {
+            return Err(to_call_error(op, error));
+        }
+        let ceiling = BACKOFF_BASE
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(BACKOFF_CAP);
+        let delay = ceiling.mul_f64(fastrand::f64());
+        tracing::warn!(target: "runbook::stripe", operation = op.name, attempt, "retrying in {delay:?}: {error}");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Stripe's answer as the plugin sees it: an API error becomes `failed` with Stripe's
+/// status, type, code and message as JSON, so a plugin can tell "missing" from "declined".
+fn to_call_error(op: &StripeOperation, error: stripe::StripeError) -> CallError {
+    match error {
+        stripe::StripeError::Stripe(e, status) => CallError::Failed(
+            json!({
+                "status": status,
+                "type": e.type_.as_str(),
+                "code": e.code.as_ref().map(|c| c.as_str().to_string()),
+                "message": e.message,
+                "param": e.param,
+            })
+            .to_string(),
+        ),
+        stripe::StripeError::Timeout => {
+            CallError::Failed(format!("stripe {}: timed out", op.name))
+        }
+        other => CallError::Failed(format!("stripe {}: {other}", op.name)),
+    }
+}
+
+/// What a dry run answers instead of making a write: the request echoed back, clearly
+/// marked, with an id no real object has.
+fn placeholder(op: &StripeOperation, call: &Call, params: &Map<String, Value>, refund: Option<i64>) -> Value {
+    let mut object = params.clone();
+    let id = params
+        .get("id")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("dryrun_{}_{}", op.object(), call.seq), str::to_string);
+    object.insert("id".into(), Value::String(id));
+    object.insert("object".into(), Value::String(op.object().into()));
+    object.insert("dry_run".into(), Value::Bool(true));
+    object.insert("livemode".into(), Value::Bool(false));
+    if let Some(amount) = refund {
+        object.insert("amount".into(), Value::from(amount));
+        object.insert("status".into(), Value::String("dry_run".into()));
+    }
+    Value::Object(object)
+}
+
+impl CallError {
+    pub(crate) fn message(&self) -> String {
+        match self {
+            CallError::Denied(m)
+            | CallError::Invalid(m)
+            | CallError::Failed(m)
+            | CallError::Unavailable(m) => m.clone(),
+        }
     }
 }

@@ -9,7 +9,8 @@ use clap::Args;
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
 use super::session::{Reported, Session, redact_url};
-use crate::exec::{ExecError, Executor, RunObserver, StepReport, parse_cli_params};
+use crate::capability::Services;
+use crate::exec::{Executor, Plan, RunObserver, StepReport, parse_cli_params};
 use crate::grant::AnalysisCache;
 use crate::runbook::Templates;
 use crate::runbook::{Runbook, Step};
@@ -30,6 +31,11 @@ pub struct ExecArgs {
     /// Print the run report as JSON on stdout instead of progress and a summary
     #[arg(long)]
     json: bool,
+    /// Plan, do not act: database writes run in a transaction that is rolled back at the
+    /// end, Stripe and webhook writes are not sent, emails are rendered but not sent.
+    /// Reads go through. Ends with the plan of every effect.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub async fn exec(config: Option<&Path>, args: ExecArgs) -> u8 {
@@ -73,8 +79,11 @@ async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
         limits: session.config.limits,
         analysis: Arc::new(AnalysisCache::default()),
         templates: Templates::new(),
+        services: Arc::new(Services::from_config(&session.config)),
+        dry_run: args.dry_run,
     };
     let mut progress = Progress {
+        dry_run: args.dry_run,
         enabled: !args.json,
         terminal: output::stdout_is_terminal(),
         total: runbook.steps.len(),
@@ -87,12 +96,11 @@ async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
         Ok(report) => report,
         Err(e) => {
             output::error(&e.to_string());
-            let code = match e {
-                ExecError::State(_) => exit::FAILED,
-                ref other if other.is_invalid_input() => exit::INVALID,
-                _ => exit::FAILED,
-            };
-            return Err(Reported(code));
+            return Err(Reported(if e.is_invalid_input() {
+                exit::INVALID
+            } else {
+                exit::FAILED
+            }));
         }
     };
 
@@ -108,6 +116,7 @@ async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
 }
 
 struct Progress {
+    dry_run: bool,
     enabled: bool,
     terminal: bool,
     total: usize,
@@ -116,7 +125,8 @@ struct Progress {
 impl RunObserver for Progress {
     fn run_started(&mut self, run_id: &str, runbook: &Runbook) {
         if self.enabled {
-            anstream::println!("{BOLD}{}{BOLD:#} {DIM}run {run_id}{DIM:#}", runbook.name);
+            let mode = if self.dry_run { format!(" {WARN}dry run{WARN:#}") } else { String::new() };
+            anstream::println!("{BOLD}{}{BOLD:#}{mode} {DIM}run {run_id}{DIM:#}", runbook.name);
         }
     }
 
@@ -179,6 +189,9 @@ fn print_summary(report: &crate::exec::RunReport) {
             serde_json::to_string_pretty(output).unwrap_or_default()
         );
     }
+    if let Some(plan) = &report.plan {
+        print_plan(plan);
+    }
     let style = output::status_style(&report.status.to_string());
     anstream::println!(
         "\n{style}{}{style:#} {} in {} ms ({} steps)",
@@ -188,4 +201,66 @@ fn print_summary(report: &crate::exec::RunReport) {
         report.steps.len()
     );
     anstream::println!("{DIM}details: runbook status {}{DIM:#}", report.run_id);
+}
+
+fn print_plan(plan: &Plan) {
+    anstream::println!("\n{BOLD}Dry run: planned effects (nothing was changed){BOLD:#}");
+    if plan.is_empty() {
+        println!("  none");
+    }
+    if !plan.db.is_empty() {
+        anstream::println!("  {BOLD}database{BOLD:#} {DIM}(rolled back){DIM:#}");
+        for change in &plan.db {
+            anstream::println!(
+                "    {:>6} row(s) {:<7} {:<24} {DIM}step {} · {}× {}{DIM:#}",
+                change.rows,
+                change.statement,
+                change.table,
+                change.step,
+                change.executions,
+                one_line(&change.sql, 80)
+            );
+        }
+    }
+    for (title, calls) in [("stripe", &plan.stripe), ("webhooks", &plan.webhooks)] {
+        if calls.is_empty() {
+            continue;
+        }
+        anstream::println!("  {BOLD}{title}{BOLD:#} {DIM}(not sent){DIM:#}");
+        for call in calls {
+            anstream::println!("    {} {} {DIM}step {}{DIM:#}", call.operation, call.params, call.step);
+        }
+    }
+    if !plan.emails.is_empty() {
+        anstream::println!("  {BOLD}email{BOLD:#} {DIM}(rendered, not sent){DIM:#}");
+        for mail in &plan.emails {
+            anstream::println!(
+                "    to {} \"{}\" {DIM}template {} · step {}{DIM:#}",
+                mail.to.join(", "),
+                mail.subject,
+                mail.template,
+                mail.step
+            );
+        }
+    }
+    if !plan.denied.is_empty() {
+        anstream::println!("  {FAIL}denied by grants{FAIL:#}");
+        for call in &plan.denied {
+            anstream::println!(
+                "    {} {DIM}step {}{DIM:#} {}",
+                call.operation,
+                call.step,
+                call.reason.as_deref().unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn one_line(sql: &str, max: usize) -> String {
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    }
 }

@@ -5,7 +5,17 @@ use std::path::Path;
 use clap::Args;
 
 use super::exit;
-use super::output::{self, BOLD, DIM};
+use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
+use crate::state::CallDecision;
+
+fn decision_label(decision: CallDecision) -> String {
+    match decision {
+        CallDecision::Allowed => "allowed".to_string(),
+        CallDecision::Denied => format!("{FAIL}denied{FAIL:#}"),
+        CallDecision::Replayed => format!("{WARN}replayed from journal{WARN:#}"),
+        CallDecision::DryRun => format!("{WARN}dry run{WARN:#}"),
+    }
+}
 use super::session::{Reported, Session};
 
 #[derive(Debug, Args)]
@@ -86,7 +96,8 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
             run.runbook,
             &run.runbook_digest
         );
-        anstream::println!("{BOLD}status{BOLD:#}   {style}{}{style:#}", run.status);
+        let mode = if run.dry_run { " (dry run)" } else { "" };
+        anstream::println!("{BOLD}status{BOLD:#}   {style}{}{style:#}{mode}", run.status);
         anstream::println!("{BOLD}operator{BOLD:#} {}", run.operator);
         anstream::println!("{BOLD}params{BOLD:#}   {}", run.params);
         anstream::println!("{BOLD}started{BOLD:#}  {}", run.started_at.to_rfc3339());
@@ -109,6 +120,26 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
             }
             if let Some(error) = &step.error {
                 anstream::println!("  error:  {error}");
+            }
+            for call in detail.calls.iter().filter(|c| c.step_index == step.index) {
+                let outcome = if call.ok {
+                    format!("{OK}ok{OK:#}")
+                } else {
+                    format!("{FAIL}error{FAIL:#}")
+                };
+                anstream::println!(
+                    "  {DIM}call{DIM:#} #{}{} {}.{} {} {outcome} {DIM}{} µs{DIM:#}{}{}",
+                    call.seq,
+                    if call.attempt > 1 { format!(" (attempt {})", call.attempt) } else { String::new() },
+                    call.interface,
+                    call.operation,
+                    decision_label(call.decision),
+                    call.duration_us,
+                    call.idempotency_key
+                        .as_ref()
+                        .map_or(String::new(), |k| format!(" key {k}")),
+                    call.error.as_ref().map_or(String::new(), |e| format!(": {e}")),
+                );
             }
             for line in &step.logs {
                 anstream::println!(

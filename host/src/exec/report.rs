@@ -14,7 +14,11 @@ pub struct RunReport {
     pub status: RunStatus,
     pub error: Option<String>,
     pub duration_ms: i64,
+    pub dry_run: bool,
     pub steps: Vec<StepReport>,
+    /// A dry run's planned effects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<super::Plan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +34,8 @@ pub struct StepReport {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub audit_records: usize,
+    /// Attempts made (more than one only when the plugin faulted and `attempts` allows).
+    pub attempts: u32,
 }
 
 impl StepReport {
@@ -45,6 +51,7 @@ impl StepReport {
             output: None,
             error: None,
             audit_records: 0,
+            attempts: 0,
         }
     }
 }

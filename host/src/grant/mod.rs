@@ -19,6 +19,7 @@ pub struct Grants {
     pub db: DbGrant,
     pub stripe: Option<StripeGrant>,
     pub email: Option<EmailGrant>,
+    pub webhook: Option<WebhookGrant>,
 }
 
 /// Tables per statement kind. Table names are compared lower-cased, as written
@@ -33,17 +34,73 @@ pub struct DbGrant {
     pub ddl: BTreeSet<String>,
 }
 
-/// Stripe operations such as `refunds.create`. Implemented by the Stripe capability.
+/// Stripe operations such as `refunds.create`, and the budgets that bound what they may
+/// move. Budgets count per run across every step that shares them (see `capability::budget`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StripeGrant {
     pub operations: BTreeSet<String>,
+    /// Largest refund one `refunds.create` may make, in the smallest currency unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_refund_amount: Option<i64>,
+    /// Largest total of all refunds of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_refund_total: Option<i64>,
+    /// Most Stripe write calls (create, update, delete, cancel) of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_writes: Option<u32>,
 }
 
-/// Recipient patterns such as `*@example.com`. Implemented by the email capability.
+/// Recipient patterns such as `*@example.com`. An entry written as a template
+/// (`{{ steps.find.output.admins }}`) is rendered when the step starts, from the outputs
+/// of earlier steps, so a step may mail exactly the addresses an earlier step read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EmailGrant {
     pub recipients: Vec<String>,
     pub max_per_run: Option<u32>,
+}
+
+impl EmailGrant {
+    /// Whether `address` (lower-cased) matches one of the (rendered) patterns.
+    pub fn allows(&self, address: &str) -> bool {
+        let address = address.trim().to_lowercase();
+        self.recipients
+            .iter()
+            .any(|p| !p.contains("{{") && glob_match(p, &address))
+    }
+}
+
+/// Configured webhook endpoints, by name, that the step may deliver to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookGrant {
+    pub endpoints: BTreeSet<String>,
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let w: Vec<char> = text.chars().collect();
+    // Iterative glob match with backtracking to the last star: linear memory, no recursion.
+    let (mut pi, mut wi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while wi < w.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, wi));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == w[wi] {
+            pi += 1;
+            wi += 1;
+        } else if let Some((sp, sw)) = star {
+            pi = sp + 1;
+            wi = sw + 1;
+            star = Some((sp, sw + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
 }
 
 /// One host interface a plugin may import.
@@ -55,15 +112,17 @@ pub enum Capability {
     Log,
     Stripe,
     Email,
+    Webhook,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 6] = [
         Capability::Db,
         Capability::Audit,
         Capability::Log,
         Capability::Stripe,
         Capability::Email,
+        Capability::Webhook,
     ];
 
     /// The WIT interface name, as it appears in a component's imports
@@ -75,6 +134,7 @@ impl Capability {
             Capability::Log => "log",
             Capability::Stripe => "stripe",
             Capability::Email => "email",
+            Capability::Webhook => "webhook",
         }
     }
 
@@ -100,6 +160,7 @@ impl Grants {
             Capability::Db => !self.db.is_empty(),
             Capability::Stripe => self.stripe.is_some(),
             Capability::Email => self.email.is_some(),
+            Capability::Webhook => self.webhook.is_some(),
         }
     }
 }

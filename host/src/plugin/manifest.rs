@@ -87,6 +87,10 @@ pub fn parse_plugin_manifest(source_name: &str, text: &str) -> Result<PluginMani
                     recipients: validate::recipients(&e.get_ref().recipients, &mut diags),
                     max_per_run: None,
                 }),
+                webhook: c
+                    .webhook
+                    .as_ref()
+                    .map(|w| validate::webhook_grant(w.get_ref(), &mut diags)),
             }
         }
     };

@@ -51,6 +51,9 @@ pub struct Step {
     pub timeout: Option<Duration>,
     pub memory_mb: Option<u64>,
     pub fuel: Option<u64>,
+    /// How many times the step may run when its plugin faults (traps, times out). A
+    /// re-run's effects already made are answered from the call journal, not repeated.
+    pub attempts: u32,
     /// Always a JSON object; strings in it may be templates, rendered at run time.
     pub input: Value,
     pub grants: Grants,

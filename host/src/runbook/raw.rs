@@ -43,6 +43,7 @@ pub(crate) struct RawStep {
     pub timeout: Option<Spanned<String>>,
     pub memory_mb: Option<Spanned<i64>>,
     pub fuel: Option<Spanned<i64>>,
+    pub attempts: Option<Spanned<i64>>,
     pub input: Option<Spanned<toml::Table>>,
     pub grants: Option<Spanned<RawGrants>>,
 }
@@ -52,6 +53,7 @@ pub(crate) struct RawGrants {
     pub db: Option<Spanned<RawDb>>,
     pub stripe: Option<Spanned<RawStripe>>,
     pub email: Option<Spanned<RawEmail>>,
+    pub webhook: Option<Spanned<RawWebhook>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +68,14 @@ pub(crate) struct RawDb {
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawStripe {
     pub operations: Option<SpannedList>,
+    pub max_refund_amount: Option<Spanned<i64>>,
+    pub max_refund_total: Option<Spanned<i64>>,
+    pub max_writes: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawWebhook {
+    pub endpoints: Option<SpannedList>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +97,7 @@ pub(crate) struct RawCapabilities {
     pub db: Option<Spanned<RawDb>>,
     pub stripe: Option<Spanned<RawStripe>>,
     pub email: Option<Spanned<RawManifestEmail>>,
+    pub webhook: Option<Spanned<RawWebhook>>,
 }
 
 /// A plugin says whom it mails; how many mails a run may send is the operator's call,
@@ -106,12 +117,19 @@ pub(crate) const STEP_KEYS: &[&str] = &[
     "timeout",
     "memory_mb",
     "fuel",
+    "attempts",
     "input",
     "grants",
 ];
-pub(crate) const GRANT_KEYS: &[&str] = &["db", "stripe", "email"];
+pub(crate) const GRANT_KEYS: &[&str] = &["db", "stripe", "email", "webhook"];
 pub(crate) const DB_KEYS: &[&str] = &["select", "insert", "update", "delete", "ddl"];
-pub(crate) const STRIPE_KEYS: &[&str] = &["operations"];
+pub(crate) const STRIPE_KEYS: &[&str] = &[
+    "operations",
+    "max_refund_amount",
+    "max_refund_total",
+    "max_writes",
+];
+pub(crate) const WEBHOOK_KEYS: &[&str] = &["endpoints"];
 pub(crate) const EMAIL_KEYS: &[&str] = &["recipients", "max_per_run"];
 pub(crate) const MANIFEST_KEYS: &[&str] = &["name", "version", "description", "capabilities"];
 pub(crate) const MANIFEST_EMAIL_KEYS: &[&str] = &["recipients"];
@@ -143,6 +161,7 @@ pub(crate) fn runbook_keys_at(path: &[Seg]) -> &'static [&'static str] {
         ["steps", "grants", "db"] => DB_KEYS,
         ["steps", "grants", "stripe"] => STRIPE_KEYS,
         ["steps", "grants", "email"] => EMAIL_KEYS,
+        ["steps", "grants", "webhook"] => WEBHOOK_KEYS,
         _ => &[],
     }
 }
@@ -162,6 +181,7 @@ pub(crate) fn manifest_keys_at(path: &[Seg]) -> &'static [&'static str] {
         ["capabilities", "db"] => DB_KEYS,
         ["capabilities", "stripe"] => STRIPE_KEYS,
         ["capabilities", "email"] => MANIFEST_EMAIL_KEYS,
+        ["capabilities", "webhook"] => WEBHOOK_KEYS,
         _ => &[],
     }
 }

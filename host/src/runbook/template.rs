@@ -254,7 +254,7 @@ impl Templates {
 }
 
 /// serde_json → minijinja without minijinja's optional serde support.
-fn json_to_value(v: &Value) -> minijinja::Value {
+pub(crate) fn json_to_value(v: &Value) -> minijinja::Value {
     match v {
         Value::Null => minijinja::Value::from(()),
         Value::Bool(b) => minijinja::Value::from(*b),

@@ -61,6 +61,7 @@ fn catalog() -> BTreeMap<String, PluginManifest> {
             Grants {
                 stripe: Some(StripeGrant {
                     operations: set(&["refunds.create"]),
+                    ..StripeGrant::default()
                 }),
                 ..Grants::default()
             },
@@ -185,6 +186,7 @@ fn good_runbook_parses_to_the_expected_model() {
                 timeout: Some(Duration::from_secs(30)),
                 memory_mb: Some(64),
                 fuel: Some(1_000_000_000),
+                attempts: 1,
                 input: json!({
                     "window_hours": "{{ params.window_hours }}",
                     "label": "account {{ params.account }}",
@@ -209,8 +211,10 @@ fn good_runbook_parses_to_the_expected_model() {
                 timeout: Some(Duration::from_millis(500)),
                 memory_mb: None,
                 fuel: None,
+                attempts: 1,
                 input: json!({"found": "{{ steps.assess.output }}"}),
                 grants: Grants {
+                webhook: None,
                     db: DbGrant {
                         select: set(&["usage_quotas"]),
                         update: set(&["usage_quotas"]),
@@ -218,6 +222,7 @@ fn good_runbook_parses_to_the_expected_model() {
                     },
                     stripe: Some(StripeGrant {
                         operations: set(&["subscriptions.retrieve"]),
+                        ..StripeGrant::default()
                     }),
                     email: Some(EmailGrant {
                         recipients: vec!["*@example.com".into()],
@@ -541,7 +546,7 @@ field = "{{{{ steps.first.result }}}}"
             (
                 15,
                 9,
-                "unknown variable `foo`: templates can only read `params` and `steps`".to_string()
+                "unknown variable `foo`: templates can only read `params`, `steps` and `run`".to_string()
             ),
             (23, 9, "`steps.first.result` does not exist".to_string()),
         ]
@@ -1058,6 +1063,7 @@ recipients = ["*@example.com"]
     assert_eq!(
         m.needs,
         Grants {
+                webhook: None,
             db: DbGrant {
                 select: set(&["usage_quotas"]),
                 update: set(&["usage_quotas"]),
@@ -1065,6 +1071,7 @@ recipients = ["*@example.com"]
             },
             stripe: Some(StripeGrant {
                 operations: set(&["subscriptions.retrieve"]),
+                ..StripeGrant::default()
             }),
             email: Some(EmailGrant {
                 recipients: vec!["*@example.com".into()],

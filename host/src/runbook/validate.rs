@@ -12,11 +12,11 @@ use toml::de::DeTable;
 use super::diagnostic::Diagnostics;
 use super::model::{Param, ParamKind, Runbook, Step};
 use super::raw::{
-    RawDb, RawEmail, RawParam, RawRunbook, RawStep, RawStripe, Seg, Span, SpannedList, closest,
+    RawDb, RawEmail, RawParam, RawRunbook, RawStep, RawStripe, RawWebhook, Seg, Span, SpannedList, closest,
     key_span, value_span,
 };
 use super::template::Templates;
-use crate::grant::{DbGrant, EmailGrant, Grants, StatementKind, StripeGrant};
+use crate::grant::{DbGrant, EmailGrant, Grants, StatementKind, StripeGrant, WebhookGrant};
 use crate::plugin::manifest::PluginCatalog;
 
 const MEMORY_MB_MAX: i64 = 4096;
@@ -342,6 +342,18 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
             None
         }
     });
+    let attempts = match &raw.attempts {
+        None => 1,
+        Some(a) => {
+            let v = *a.get_ref();
+            if (1..=10).contains(&v) {
+                v as u32
+            } else {
+                diags.error(a.span(), format!("`attempts` must be between 1 and 10, found {v}"));
+                1
+            }
+        }
+    };
 
     let input = match &raw.input {
         None => Value::Object(Map::new()),
@@ -372,6 +384,7 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
                     .unwrap_or_default(),
                 stripe: g.stripe.as_ref().map(|s| stripe_grant(s.get_ref(), diags)),
                 email: g.email.as_ref().map(|e| email_grant(e.get_ref(), diags)),
+                webhook: g.webhook.as_ref().map(|w| webhook_grant(w.get_ref(), diags)),
             }
         }
     };
@@ -391,6 +404,7 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
         timeout,
         memory_mb,
         fuel,
+        attempts,
         input,
         grants,
     }
@@ -500,7 +514,7 @@ fn check_references(
     for var in vars {
         let segs: Vec<&str> = var.split('.').collect();
         match segs.as_slice() {
-            ["params"] | ["steps"] => {}
+            ["params"] | ["steps"] | ["run", ..] => {}
             ["params", name, ..] => {
                 if !ctx.params.contains(*name) {
                     let help = match closest(name, ctx.params.iter().map(String::as_str)) {
@@ -524,14 +538,14 @@ fn check_references(
                 check_step_reference(id, rest, span.clone(), site, ctx, diags);
             }
             [root, ..] => {
-                let help = match closest(root, ["params", "steps"].into_iter()) {
+                let help = match closest(root, ["params", "steps", "run"].into_iter()) {
                     Some(near) => format!("did you mean `{near}`?"),
                     None => "templates read `params.<name>` and `steps.<id>.output`".to_string(),
                 };
                 diags.error_with_help(
                     span.clone(),
                     format!(
-                        "unknown variable `{root}`: templates can only read `params` and `steps`"
+                        "unknown variable `{root}`: templates can only read `params`, `steps` and `run`"
                     ),
                     help,
                 );
@@ -714,7 +728,18 @@ pub(crate) fn stripe_grant(raw: &RawStripe, diags: &mut Diagnostics) -> StripeGr
                         .chars()
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             });
-        if valid {
+        if valid && crate::capability::stripe_operation(name).is_none() {
+            let known: Vec<&str> = crate::capability::stripe_operation_names().collect();
+            let help = match closest(name, known.iter().copied()) {
+                Some(best) => format!("did you mean {best:?}? the host supports: {}", known.join(", ")),
+                None => format!("the host supports: {}", known.join(", ")),
+            };
+            diags.error_with_help(
+                op.span(),
+                format!("unknown Stripe operation {:?}", op.get_ref()),
+                help,
+            );
+        } else if valid {
             grant.operations.insert(name.to_string());
         } else {
             diags.error_with_help(
@@ -722,6 +747,37 @@ pub(crate) fn stripe_grant(raw: &RawStripe, diags: &mut Diagnostics) -> StripeGr
                 format!("invalid Stripe operation {:?}", op.get_ref()),
                 "write `resource.action`, like \"refunds.create\" or \"subscriptions.retrieve\"",
             );
+        }
+    }
+    grant.max_refund_amount = positive_amount(&raw.max_refund_amount, "max_refund_amount", diags);
+    grant.max_refund_total = positive_amount(&raw.max_refund_total, "max_refund_total", diags);
+    grant.max_writes = positive_amount(&raw.max_writes, "max_writes", diags)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    grant
+}
+
+fn positive_amount(value: &Option<Spanned<i64>>, key: &str, diags: &mut Diagnostics) -> Option<i64> {
+    let value = value.as_ref()?;
+    let v = *value.get_ref();
+    if v < 0 {
+        diags.error(value.span(), format!("`{key}` must not be negative, found {v}"));
+        return None;
+    }
+    Some(v)
+}
+
+pub(crate) fn webhook_grant(raw: &RawWebhook, diags: &mut Diagnostics) -> WebhookGrant {
+    let mut grant = WebhookGrant::default();
+    for endpoint in list_items(&raw.endpoints) {
+        let name = endpoint.get_ref().trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            diags.error_with_help(
+                endpoint.span(),
+                format!("invalid webhook endpoint name {:?}", endpoint.get_ref()),
+                "name an endpoint from `[webhooks.<name>]` in runbook.toml, like \"app\"",
+            );
+        } else {
+            grant.endpoints.insert(name.to_string());
         }
     }
     grant
@@ -754,6 +810,11 @@ pub(crate) fn email_grant(raw: &RawEmail, diags: &mut Diagnostics) -> EmailGrant
 pub(crate) fn recipients(list: &Option<SpannedList>, diags: &mut Diagnostics) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in list_items(list) {
+        // Rendered when the step starts; the rendered addresses are checked then.
+        if r.get_ref().contains("{{") {
+            out.push(r.get_ref().trim().to_string());
+            continue;
+        }
         let pattern = r.get_ref().trim().to_lowercase();
         let valid = match pattern.split_once('@') {
             Some((local, domain)) => {
@@ -822,6 +883,14 @@ pub(crate) fn missing_grants(
             });
         }
     }
+    if needs.webhook.is_some() && grants.webhook.is_none() {
+        out.push(Missing {
+            text: format!(
+                "{step_label}: plugin {plugin:?} needs to deliver webhooks, which this step does not grant"
+            ),
+            help: "add a `[steps.grants.webhook]` table with `endpoints`".to_string(),
+        });
+    }
     if let Some(needed) = &needs.email {
         match &grants.email {
             None => out.push(Missing {
@@ -853,28 +922,5 @@ pub(crate) fn missing_grants(
 /// itself be a pattern: its `*` is matched as a literal, so `*@a.com` covers `*@a.com`
 /// and `x@a.com` but `x@a.com` does not cover `*@a.com`.
 pub(crate) fn pattern_covers(pattern: &str, wanted: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let w: Vec<char> = wanted.chars().collect();
-    // Iterative glob match with backtracking to the last star: linear memory, no recursion.
-    let (mut pi, mut wi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while wi < w.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, wi));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == w[wi] {
-            pi += 1;
-            wi += 1;
-        } else if let Some((sp, sw)) = star {
-            pi = sp + 1;
-            wi = sw + 1;
-            star = Some((sp, sw + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    crate::grant::glob_match(pattern, wanted)
 }

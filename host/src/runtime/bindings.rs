@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::runbook::plugin::{audit, db, email, log, stripe, types};
+pub use self::runbook::plugin::{audit, db, email, log, stripe, types, webhook};

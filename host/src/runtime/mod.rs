@@ -17,6 +17,7 @@ use wasmtime::component::{HasSelf, Linker};
 pub(crate) use bindings::{audit as audit_bindings, db as db_bindings, email as email_bindings};
 pub(crate) use bindings::{
     log as log_bindings, stripe as stripe_bindings, types as types_bindings,
+    webhook as webhook_bindings,
 };
 pub use cache::CacheOutcome;
 pub use invoke::{Fault, PluginOutcome};

@@ -1,5 +1,6 @@
 //! What one step's `Store` holds: an empty WASI context, the memory cap, the step's
-//! identity and grant, its database session, and everything it recorded.
+//! identity and grant, its database session, its effect session (services, journal,
+//! budgets), and everything it recorded.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::MemoryCap;
+use crate::capability::EffectSession;
 use crate::grant::{AnalysisCache, Grants};
 use crate::state::{LogLine, NewAuditEntry};
 use crate::target::{StepTransaction, TargetDb};
@@ -43,7 +45,6 @@ pub struct StepRecord {
     pub audit: Vec<NewAuditEntry>,
     pub logs: Vec<LogLine>,
     pub dropped_logs: u64,
-    pub denials: u32,
 }
 
 pub struct StepState {
@@ -55,6 +56,7 @@ pub struct StepState {
     pub context: Arc<StepContext>,
     pub grants: Arc<Grants>,
     pub db: DbSession,
+    pub effects: EffectSession,
     pub record: StepRecord,
 }
 
@@ -63,6 +65,7 @@ impl StepState {
         context: Arc<StepContext>,
         grants: Arc<Grants>,
         db: DbSession,
+        effects: EffectSession,
         memory_bytes: usize,
     ) -> StepState {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
@@ -84,6 +87,7 @@ impl StepState {
             context,
             grants,
             db,
+            effects,
             record: StepRecord::default(),
         }
     }

@@ -5,9 +5,11 @@
 //! the same SQL and the same decoding serve both backends.
 
 mod audit;
+mod journal;
 mod runs;
 
 pub use audit::{AuditEntry, AuditVerification, GENESIS_HASH, NewAuditEntry};
+pub use journal::{CallDecision, CallRecord};
 pub use runs::{
     LogLine, NewRun, RunDetail, RunRecord, RunStatus, RunSummary, StepOutcome, StepRecord,
     StepStart, StepStatus,

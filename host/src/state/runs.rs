@@ -103,6 +103,8 @@ impl FromStr for StepStatus {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewRun {
+    /// A dry run: recorded like any other, its effects only planned.
+    pub dry_run: bool,
     pub id: String,
     pub runbook: String,
     pub runbook_digest: String,
@@ -159,10 +161,15 @@ pub struct RunSummary {
 pub struct RunDetail {
     pub run: RunRecord,
     pub steps: Vec<StepRecord>,
+    /// Every capability call of the run (see [`super::journal`]).
+    #[serde(default)]
+    pub calls: Vec<super::journal::CallRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunRecord {
+    #[serde(default)]
+    pub dry_run: bool,
     pub id: String,
     pub runbook: String,
     pub runbook_digest: String,
@@ -249,6 +256,7 @@ fn record_from_row(row: &AnyRow) -> Result<RunRecord, StateError> {
         started_at: parse_ts(|| format!("runs row {id:?}, column started_at"), &started)?,
         finished_at: opt_ts(|| format!("runs row {id:?}, column finished_at"), finished)?,
         error: col(row, "error", loc)?,
+        dry_run: col::<i64>(row, "dry_run", loc)? != 0,
         id,
     })
 }
@@ -305,8 +313,8 @@ impl StateStore {
         let params = to_json("run params", &run.params)?;
         let started_at = format_ts("run start time", &run.started_at)?;
         let result = sqlx::query(
-            "INSERT INTO runs (id, runbook, runbook_digest, params, operator, status, started_at) \
-             VALUES ($1, $2, $3, $4, $5, 'running', $6)",
+            "INSERT INTO runs (id, runbook, runbook_digest, params, operator, status, started_at, \
+             dry_run) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)",
         )
         .bind(&run.id)
         .bind(&run.runbook)
@@ -314,6 +322,7 @@ impl StateStore {
         .bind(params)
         .bind(&run.operator)
         .bind(started_at)
+        .bind(i64::from(run.dry_run))
         .execute(&self.pool)
         .await;
         match result {
@@ -500,7 +509,7 @@ impl StateStore {
     /// [`MIN_RUN_ID_PREFIX`] characters matching exactly one run.
     pub async fn run(&self, run_id: &str) -> Result<Option<RunDetail>, StateError> {
         const RUN_COLUMNS: &str = "SELECT id, runbook, runbook_digest, params, operator, status, started_at, \
-             finished_at, error FROM runs WHERE id = $1";
+             finished_at, error, dry_run FROM runs WHERE id = $1";
         let mut row = sqlx::query(RUN_COLUMNS)
             .bind(run_id)
             .fetch_optional(&self.pool)
@@ -549,7 +558,8 @@ impl StateStore {
         .iter()
         .map(|r| step_from_row(&run.id, r))
         .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(RunDetail { run, steps }))
+        let calls = self.calls(&run.id).await?;
+        Ok(Some(RunDetail { run, steps, calls }))
     }
 }
 
@@ -567,6 +577,7 @@ mod tests {
 
     fn new_run(id: &str, started: &str) -> NewRun {
         NewRun {
+            dry_run: false,
             id: id.to_owned(),
             runbook: "refund-duplicate-charges".to_owned(),
             runbook_digest: "sha256:runbook".to_owned(),
@@ -790,6 +801,7 @@ mod tests {
                     started_at: t("2025-06-01T10:00:00Z"),
                     finished_at: Some(finished),
                     error: Some("step refund failed".to_owned()),
+                    dry_run: false,
                 }
             );
             assert_eq!(detail.steps.len(), 3);
