@@ -197,6 +197,26 @@ impl Workspace {
         })
     }
 
+    /// Runs statements against the target database behind the host's back (fixtures).
+    pub fn target_execute(&self, sql: &str) {
+        let sql = sql.to_string();
+        let url = self.target_url.clone();
+        block_on(async move {
+            match Backend::of(&url) {
+                Backend::Sqlite => {
+                    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                    pool.close().await;
+                }
+                Backend::Postgres => {
+                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                    pool.close().await;
+                }
+            }
+        })
+    }
+
     /// Runs a statement against the state store behind the host's back (tamper tests).
     pub fn state_execute(&self, sql: &str) {
         let sql = sql.to_string();

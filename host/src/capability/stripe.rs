@@ -209,7 +209,8 @@ async fn send(
     idempotency_key: Option<&str>,
 ) -> Result<String, CallError> {
     let mut params = params.clone();
-    let id = params.remove("id");
+    // `id` names the object in the path; a create (`coupons.create`) sends it as a field.
+    let id = if op.needs_id() { params.remove("id") } else { None };
     let id = match &id {
         None => None,
         Some(Value::String(s)) => Some(s.as_str()),

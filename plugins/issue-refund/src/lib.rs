@@ -31,7 +31,7 @@ struct Input {
     /// Smallest currency unit; null refunds everything not yet refunded.
     #[serde(default)]
     amount: Option<i64>,
-    /// `requested_by_customer` (default), `duplicate` or `fraudulent`.
+    /// `requested_by_customer`, `duplicate` or `fraudulent`; none when empty.
     #[serde(default)]
     reason: Option<String>,
     #[serde(default)]
@@ -80,8 +80,9 @@ impl Procedure for IssueRefund {
     type Output = Output;
 
     fn run(input: Input) -> Result<Output, Failure> {
+        // Empty: no reason is sent (Stripe's own default).
         let reason = match input.reason.as_deref().map(str::trim) {
-            None | Some("") => REASONS[0],
+            None | Some("") => "",
             Some(r) => *REASONS.iter().find(|x| **x == r).ok_or_else(|| {
                 Failure::invalid_input(format!("reason {r:?}; one of {}", REASONS.join(", ")))
             })?,
@@ -113,7 +114,9 @@ impl Procedure for IssueRefund {
         if input.amount.is_some() {
             params.insert("amount".into(), json!(amount));
         }
-        params.insert("reason".into(), json!(reason));
+        if !reason.is_empty() {
+            params.insert("reason".into(), json!(reason));
+        }
         params.insert(
             "metadata".into(),
             json!({ "organization_id": org.id.to_string(), "invoice": invoice.stripe_invoice_id }),
