@@ -145,7 +145,10 @@ fn toml_value(v: &Value) -> String {
 #[test]
 fn a_step_rerun_after_a_fault_does_not_repeat_the_refund() {
     let w = World::new();
-    let charge = w.customer("brightline")["charge"].as_str().unwrap().to_string();
+    let charge = w.customer("brightline")["charge"]
+        .as_str()
+        .unwrap()
+        .to_string();
     w.ws.add_runbook(
         "effects",
         &effector_runbook(
@@ -158,7 +161,10 @@ fn a_step_rerun_after_a_fault_does_not_repeat_the_refund() {
     assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
     let run_id = report["run_id"].as_str().unwrap();
     assert_eq!(report["steps"][0]["attempts"], 2, "{report}");
-    assert_eq!(report["steps"][0]["output"]["results"][0]["ok"]["amount"], 1200);
+    assert_eq!(
+        report["steps"][0]["output"]["results"][0]["ok"]["amount"],
+        1200
+    );
 
     // Stripe saw one refund request, with the key derived from run, step and call number.
     let posts = w.posts_to("/v1/refunds");
@@ -194,7 +200,10 @@ fn a_step_rerun_after_a_fault_does_not_repeat_the_refund() {
 #[test]
 fn transient_stripe_errors_are_retried_with_the_same_idempotency_key() {
     let w = World::new();
-    let charge = w.customer("brightline")["charge"].as_str().unwrap().to_string();
+    let charge = w.customer("brightline")["charge"]
+        .as_str()
+        .unwrap()
+        .to_string();
     w.ws.add_runbook(
         "effects",
         &effector_runbook(
@@ -218,7 +227,10 @@ fn transient_stripe_errors_are_retried_with_the_same_idempotency_key() {
 #[test]
 fn refunds_over_budget_are_denied_audited_and_never_sent() {
     let w = World::new();
-    let charge = w.customer("brightline")["charge"].as_str().unwrap().to_string();
+    let charge = w.customer("brightline")["charge"]
+        .as_str()
+        .unwrap()
+        .to_string();
     w.ws.add_runbook(
         "effects",
         &effector_runbook(
@@ -245,14 +257,28 @@ fn refunds_over_budget_are_denied_audited_and_never_sent() {
         .map(|i| {
             results[i]["error"]["kind"]
                 .as_str()
-                .unwrap_or(if results[i]["ok"].is_object() { "ok" } else { "?" })
+                .unwrap_or(if results[i]["ok"].is_object() {
+                    "ok"
+                } else {
+                    "?"
+                })
         })
         .collect();
-    assert_eq!(kinds, ["denied", "denied", "ok", "denied", "denied"], "{results}");
+    assert_eq!(
+        kinds,
+        ["denied", "denied", "ok", "denied", "denied"],
+        "{results}"
+    );
     assert_eq!(w.posts_to("/v1/refunds").len(), 1);
     assert!(w.stripe.requests().iter().all(|r| r.method != "DELETE"));
 
-    let audit = w.ws.json(&["audit", "show", "--run", report["run_id"].as_str().unwrap(), "--json"]);
+    let audit = w.ws.json(&[
+        "audit",
+        "show",
+        "--run",
+        report["run_id"].as_str().unwrap(),
+        "--json",
+    ]);
     let denied: Vec<&str> = audit
         .as_array()
         .unwrap()
@@ -301,11 +327,25 @@ fn email_goes_only_to_granted_recipients() {
     let mails = w.smtp.messages();
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(mails[0].to, ["jordan@brightline.media"]);
-    assert!(mails[0].subject.contains("Brightline Media"), "{}", mails[0].subject);
-    let audit = w.ws.json(&["audit", "show", "--run", report["run_id"].as_str().unwrap(), "--json"]);
     assert!(
-        audit.as_array().unwrap().iter().any(|e| e["action"] == "capability.denied"
-            && e["target"] == "email:attacker@elsewhere.example"),
+        mails[0].subject.contains("Brightline Media"),
+        "{}",
+        mails[0].subject
+    );
+    let audit = w.ws.json(&[
+        "audit",
+        "show",
+        "--run",
+        report["run_id"].as_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "capability.denied"
+                && e["target"] == "email:attacker@elsewhere.example"),
         "{audit}"
     );
 }
@@ -313,7 +353,10 @@ fn email_goes_only_to_granted_recipients() {
 #[test]
 fn the_stripe_key_and_webhook_secret_appear_in_no_record() {
     let w = World::new();
-    let charge = w.customer("brightline")["charge"].as_str().unwrap().to_string();
+    let charge = w.customer("brightline")["charge"]
+        .as_str()
+        .unwrap()
+        .to_string();
     w.ws.add_runbook(
         "effects",
         &effector_runbook(
@@ -344,7 +387,12 @@ fn the_stripe_key_and_webhook_secret_appear_in_no_record() {
     haystack.extend_from_slice(w.ws.run(&["audit", "show", "--json"]).stdout.as_slice());
     for entry in std::fs::read_dir(w.ws.path()).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("state.db") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("state.db")
+        {
             haystack.extend(std::fs::read(&path).unwrap());
         }
     }
@@ -380,10 +428,16 @@ fn a_dry_run_changes_nothing_anywhere_and_plans_every_effect() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["table"] == "payment_events" && c["statement"] == "insert" && c["rows"] == 1),
+            .any(|c| c["table"] == "payment_events"
+                && c["statement"] == "insert"
+                && c["rows"] == 1),
         "{plan}"
     );
-    assert_eq!(plan["emails"][0]["to"], json!(["billing@brightline.media"]), "{plan}");
+    assert_eq!(
+        plan["emails"][0]["to"],
+        json!(["billing@brightline.media"]),
+        "{plan}"
+    );
 
     // Nothing changed: the database, Stripe, the mail server.
     assert_eq!((count("payment_events"), count("subscriptions")), before);
@@ -395,7 +449,10 @@ fn a_dry_run_changes_nothing_anywhere_and_plans_every_effect() {
         json!([])
     );
     assert!(w.smtp.messages().is_empty());
-    assert_eq!(w.status(report["run_id"].as_str().unwrap())["run"]["dry_run"], true);
+    assert_eq!(
+        w.status(report["run_id"].as_str().unwrap())["run"]["dry_run"],
+        true
+    );
 }
 
 #[test]
@@ -423,7 +480,13 @@ fn issue_refund_refunds_the_latest_paid_invoice_and_records_it() {
     assert_eq!(mails[0].to, ["billing@brightline.media"]);
 
     // Over the runbook's budget (50000 per refund) is refused before Stripe sees it.
-    let (code, report2, _) = w.exec(&["issue-refund", "-p", "organization_id=10", "-p", "amount=60000"]);
+    let (code, report2, _) = w.exec(&[
+        "issue-refund",
+        "-p",
+        "organization_id=10",
+        "-p",
+        "amount=60000",
+    ]);
     assert_eq!(code, 1, "{report2}");
     assert_eq!(w.posts_to("/v1/refunds").len(), 1);
     let _ = report;
@@ -443,16 +506,27 @@ fn cancel_subscription_at_period_end_and_immediately() {
         "still pro until the period ends"
     );
 
-    let (code, _, out) = w.exec(&["cancel-subscription", "-p", "organization_id=10", "-p", "at_period_end=false"]);
+    let (code, _, out) = w.exec(&[
+        "cancel-subscription",
+        "-p",
+        "organization_id=10",
+        "-p",
+        "at_period_end=false",
+    ]);
     assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
     let sub = w.customer("juniper")["subscription"].as_str().unwrap();
-    assert_eq!(w.stripe.get(&format!("/v1/subscriptions/{sub}"))["status"], "canceled");
+    assert_eq!(
+        w.stripe.get(&format!("/v1/subscriptions/{sub}"))["status"],
+        "canceled"
+    );
     assert_eq!(
         w.ws.scalar_i64("SELECT COUNT(*) FROM organizations WHERE id = 10 AND plan_tier = 'free'"),
         1
     );
     assert_eq!(
-        w.ws.scalar_i64("SELECT COUNT(*) FROM subscriptions WHERE organization_id = 10 AND status = 'canceled'"),
+        w.ws.scalar_i64(
+            "SELECT COUNT(*) FROM subscriptions WHERE organization_id = 10 AND status = 'canceled'"
+        ),
         1
     );
 }
@@ -468,13 +542,25 @@ fn subscription_state_mismatch_resyncs_the_database_from_stripe() {
     let (code, report, out) = w.exec(&["subscription-state-mismatch", "-p", "organization_id=10"]);
     assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
     assert_eq!(
-        w.ws.scalar_i64("SELECT COUNT(*) FROM organizations WHERE id = 10 AND plan_tier = 'enterprise'"),
+        w.ws.scalar_i64(
+            "SELECT COUNT(*) FROM organizations WHERE id = 10 AND plan_tier = 'enterprise'"
+        ),
         1,
         "{report}"
     );
-    let audit = w.ws.json(&["audit", "show", "--run", report["run_id"].as_str().unwrap(), "--json"]);
+    let audit = w.ws.json(&[
+        "audit",
+        "show",
+        "--run",
+        report["run_id"].as_str().unwrap(),
+        "--json",
+    ]);
     assert!(
-        audit.as_array().unwrap().iter().any(|e| e["action"] == "subscription.synced"),
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "subscription.synced"),
         "{audit}"
     );
 }
@@ -491,16 +577,26 @@ fn grace_period_expirations_cancel_downgrade_and_notify_admins() {
     ));
     let (code, report, out) = w.exec(&["grace-period-expirations", "-p", "as_of=2026-11-22"]);
     assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
-    assert_eq!(w.stripe.get(&format!("/v1/subscriptions/{driftwood}"))["status"], "canceled");
     assert_eq!(
-        w.ws.scalar_i64("SELECT COUNT(*) FROM organizations WHERE id IN (5, 6) AND plan_tier = 'free'"),
+        w.stripe.get(&format!("/v1/subscriptions/{driftwood}"))["status"],
+        "canceled"
+    );
+    assert_eq!(
+        w.ws.scalar_i64(
+            "SELECT COUNT(*) FROM organizations WHERE id IN (5, 6) AND plan_tier = 'free'"
+        ),
         2,
         "{report}"
     );
     let mails = w.smtp.messages();
     assert!(!mails.is_empty(), "{report}");
-    assert!(mails.iter().all(|m| m.to.iter().all(|a| a.ends_with("@fjordtravel.no")
-        || a.ends_with("@emberandoak.com"))), "{mails:?}");
+    assert!(
+        mails.iter().all(|m| m
+            .to
+            .iter()
+            .all(|a| a.ends_with("@fjordtravel.no") || a.ends_with("@emberandoak.com"))),
+        "{mails:?}"
+    );
 }
 
 #[test]
@@ -548,7 +644,10 @@ fn webhook_failure_replays_failed_events_signed_like_stripe() {
     assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
     let deliveries = w.receiver.wait_for_deliveries(events.len());
     assert_eq!(deliveries.len(), events.len(), "{deliveries:?}");
-    assert!(deliveries.iter().all(|d| d["verified"] == true), "{deliveries:?}");
+    assert!(
+        deliveries.iter().all(|d| d["verified"] == true),
+        "{deliveries:?}"
+    );
     let replay = report["steps"]
         .as_array()
         .unwrap()

@@ -245,10 +245,18 @@ impl Config {
             base_url: raw.stripe.base_url,
             max_attempts: match raw.stripe.max_attempts {
                 Some(n @ 1..=10) => n,
-                Some(n) => return Err(invalid(format!("stripe.max_attempts must be 1..=10, got {n}"))),
+                Some(n) => {
+                    return Err(invalid(format!(
+                        "stripe.max_attempts must be 1..=10, got {n}"
+                    )));
+                }
                 None => 4,
             },
-            timeout: duration("stripe.timeout", raw.stripe.timeout, Duration::from_secs(30))?,
+            timeout: duration(
+                "stripe.timeout",
+                raw.stripe.timeout,
+                Duration::from_secs(30),
+            )?,
         };
         let mut webhooks = std::collections::BTreeMap::new();
         for (name, hook) in raw.webhooks {

@@ -205,12 +205,18 @@ impl Workspace {
             match Backend::of(&url) {
                 Backend::Sqlite => {
                     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
                     pool.close().await;
                 }
                 Backend::Postgres => {
                     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
                     pool.close().await;
                 }
             }

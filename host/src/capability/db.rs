@@ -79,7 +79,16 @@ impl StepState {
                 } else {
                     CallDecision::Allowed
                 };
-                self.journal_statement(statement, sql, params.len(), None, started, started_at, decision, Err(&e));
+                self.journal_statement(
+                    statement,
+                    sql,
+                    params.len(),
+                    None,
+                    started,
+                    started_at,
+                    decision,
+                    Err(&e),
+                );
                 return Err(e);
             }
         };

@@ -135,7 +135,9 @@ impl StepState {
                 tracing::error!(target: "runbook::journal", "journal lookup failed: {e}");
                 Some(CallRecord {
                     ok: false,
-                    error: Some(format!("the call journal could not be read ({e}); not repeating a call that may have been made")),
+                    error: Some(format!(
+                        "the call journal could not be read ({e}); not repeating a call that may have been made"
+                    )),
                     ..self.record(call, CallDecision::Denied, false, None, None, None)
                 })
             }
@@ -186,7 +188,9 @@ impl StepState {
                     at: chrono::Utc::now(),
                     level: "error".into(),
                     stream: "host".into(),
-                    message: format!("could not journal an effect at once ({e}); kept for the step's outcome"),
+                    message: format!(
+                        "could not journal an effect at once ({e}); kept for the step's outcome"
+                    ),
                     fields: Default::default(),
                 });
                 self.effects.pending.push(record);
@@ -215,7 +219,14 @@ impl StepState {
             message: format!("denied: {reason}"),
             fields: Default::default(),
         });
-        let record = self.record(call, CallDecision::Denied, false, None, Some(reason.clone()), None);
+        let record = self.record(
+            call,
+            CallDecision::Denied,
+            false,
+            None,
+            Some(reason.clone()),
+            None,
+        );
         self.journal(record).await;
         reason
     }

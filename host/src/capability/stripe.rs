@@ -36,7 +36,11 @@ impl StepState {
     async fn stripe_call(&mut self, operation: &str, request: &str) -> Result<String, CallError> {
         let params = match serde_json::from_str::<Value>(request) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(CallError::Invalid("stripe params must be a JSON object".into())),
+            Ok(_) => {
+                return Err(CallError::Invalid(
+                    "stripe params must be a JSON object".into(),
+                ));
+            }
             Err(e) => return Err(CallError::Invalid(format!("stripe params: {e}"))),
         };
         let Some(op) = stripe_operation(operation) else {
@@ -59,7 +63,9 @@ impl StepState {
         if !granted {
             let reason = format!("Stripe operation `{operation}` is not granted to this step");
             let target = format!("stripe:{operation}");
-            return Err(CallError::Denied(self.deny_call(&call, &target, reason).await));
+            return Err(CallError::Denied(
+                self.deny_call(&call, &target, reason).await,
+            ));
         }
         if op.write
             && let Some(done) = self.completed_effect(&call).await
@@ -83,7 +89,14 @@ impl StepState {
             Ok(s) => s,
             Err(reason) => {
                 let reason = reason.clone();
-                let record = self.record(&call, CallDecision::Allowed, false, None, Some(reason.clone()), None);
+                let record = self.record(
+                    &call,
+                    CallDecision::Allowed,
+                    false,
+                    None,
+                    Some(reason.clone()),
+                    None,
+                );
                 self.journal(record).await;
                 return Err(CallError::Unavailable(reason));
             }
@@ -92,7 +105,14 @@ impl StepState {
             match refund_amount(service, &params).await {
                 Ok(amount) => Some(amount),
                 Err(e) => {
-                    let record = self.record(&call, CallDecision::Allowed, false, None, Some(e.message()), None);
+                    let record = self.record(
+                        &call,
+                        CallDecision::Allowed,
+                        false,
+                        None,
+                        Some(e.message()),
+                        None,
+                    );
                     self.journal(record).await;
                     return Err(e);
                 }
@@ -104,7 +124,9 @@ impl StepState {
             && let Err(reason) = self.check_budget(refund)
         {
             let target = format!("stripe:{operation}");
-            return Err(CallError::Denied(self.deny_call(&call, &target, reason).await));
+            return Err(CallError::Denied(
+                self.deny_call(&call, &target, reason).await,
+            ));
         }
         if op.write {
             self.effects.budget.charge(&self.context.step_id, |spent| {
@@ -114,21 +136,42 @@ impl StepState {
         }
         if op.write && self.effects.dry_run {
             let placeholder = placeholder(op, &call, &params, refund);
-            let record = self.record(&call, CallDecision::DryRun, true, Some(placeholder.clone()), None, None);
+            let record = self.record(
+                &call,
+                CallDecision::DryRun,
+                true,
+                Some(placeholder.clone()),
+                None,
+                None,
+            );
             self.journal(record).await;
             return Ok(placeholder.to_string());
         }
 
         let key = op.write.then(|| self.idempotency_key(&call));
-        let service = self.effects.services.stripe.as_ref().expect("checked above");
+        let service = self
+            .effects
+            .services
+            .stripe
+            .as_ref()
+            .expect("checked above");
         let result = send(service, op, &params, key.as_deref()).await;
         let record = match &result {
             Ok(body) => {
                 // Writes keep their answer for replay; reads would only bloat the journal.
-                let response = op.write.then(|| redact(&serde_json::from_str(body).unwrap_or(Value::Null)));
+                let response = op
+                    .write
+                    .then(|| redact(&serde_json::from_str(body).unwrap_or(Value::Null)));
                 self.record(&call, CallDecision::Allowed, true, response, None, key)
             }
-            Err(e) => self.record(&call, CallDecision::Allowed, false, None, Some(e.message()), key),
+            Err(e) => self.record(
+                &call,
+                CallDecision::Allowed,
+                false,
+                None,
+                Some(e.message()),
+                key,
+            ),
         };
         self.journal(record).await;
         result
@@ -180,7 +223,8 @@ async fn refund_amount(
         return match amount.as_i64() {
             Some(a) if a > 0 => Ok(a),
             _ => Err(CallError::Invalid(
-                "refunds.create: `amount` must be a positive integer (smallest currency unit)".into(),
+                "refunds.create: `amount` must be a positive integer (smallest currency unit)"
+                    .into(),
             )),
         };
     }
@@ -210,11 +254,20 @@ async fn send(
 ) -> Result<String, CallError> {
     let mut params = params.clone();
     // `id` names the object in the path; a create (`coupons.create`) sends it as a field.
-    let id = if op.needs_id() { params.remove("id") } else { None };
+    let id = if op.needs_id() {
+        params.remove("id")
+    } else {
+        None
+    };
     let id = match &id {
         None => None,
         Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(CallError::Invalid(format!("`{}`: `id` must be a string", op.name))),
+        Some(_) => {
+            return Err(CallError::Invalid(format!(
+                "`{}`: `id` must be a string",
+                op.name
+            )));
+        }
     };
     let path = op.path_for(id).map_err(CallError::Invalid)?;
     let strategy = match idempotency_key {
@@ -274,21 +327,24 @@ fn to_call_error(op: &StripeOperation, error: stripe::StripeError) -> CallError 
             })
             .to_string(),
         ),
-        stripe::StripeError::Timeout => {
-            CallError::Failed(format!("stripe {}: timed out", op.name))
-        }
+        stripe::StripeError::Timeout => CallError::Failed(format!("stripe {}: timed out", op.name)),
         other => CallError::Failed(format!("stripe {}: {other}", op.name)),
     }
 }
 
 /// What a dry run answers instead of making a write: the request echoed back, clearly
 /// marked, with an id no real object has.
-fn placeholder(op: &StripeOperation, call: &Call, params: &Map<String, Value>, refund: Option<i64>) -> Value {
+fn placeholder(
+    op: &StripeOperation,
+    call: &Call,
+    params: &Map<String, Value>,
+    refund: Option<i64>,
+) -> Value {
     let mut object = params.clone();
-    let id = params
-        .get("id")
-        .and_then(Value::as_str)
-        .map_or_else(|| format!("dryrun_{}_{}", op.object(), call.seq), str::to_string);
+    let id = params.get("id").and_then(Value::as_str).map_or_else(
+        || format!("dryrun_{}_{}", op.object(), call.seq),
+        str::to_string,
+    );
     object.insert("id".into(), Value::String(id));
     object.insert("object".into(), Value::String(op.object().into()));
     object.insert("dry_run".into(), Value::Bool(true));

@@ -41,7 +41,13 @@ impl StepState {
             "event_type": event.get("type"),
             "bytes": payload.len(),
         });
-        let call = self.begin_call("webhook", "deliver", &format!("{endpoint}\n{payload}"), summary, true);
+        let call = self.begin_call(
+            "webhook",
+            "deliver",
+            &format!("{endpoint}\n{payload}"),
+            summary,
+            true,
+        );
         let granted = self
             .grants
             .webhook
@@ -50,11 +56,20 @@ impl StepState {
         if !granted {
             let reason = format!("webhook endpoint `{endpoint}` is not granted to this step");
             let target = format!("webhook:{endpoint}");
-            return Err(CallError::Denied(self.deny_call(&call, &target, reason).await));
+            return Err(CallError::Denied(
+                self.deny_call(&call, &target, reason).await,
+            ));
         }
         if let Some(done) = self.completed_effect(&call).await {
             let response = done.response.clone().unwrap_or(Value::Null);
-            let record = self.record(&call, CallDecision::Replayed, done.ok, done.response, done.error.clone(), None);
+            let record = self.record(
+                &call,
+                CallDecision::Replayed,
+                done.ok,
+                done.response,
+                done.error.clone(),
+                None,
+            );
             self.journal(record).await;
             return match done.error {
                 Some(e) if !done.ok => Err(CallError::Failed(e)),
@@ -63,7 +78,14 @@ impl StepState {
         }
         if self.effects.dry_run {
             let response = json!({ "status": 0, "body": "[dry run] not delivered" });
-            let record = self.record(&call, CallDecision::DryRun, true, Some(response.clone()), None, None);
+            let record = self.record(
+                &call,
+                CallDecision::DryRun,
+                true,
+                Some(response.clone()),
+                None,
+                None,
+            );
             self.journal(record).await;
             return Ok(delivery_from(&response));
         }
@@ -77,12 +99,18 @@ impl StepState {
                 None,
                 None,
             ),
-            Err(e) => self.record(&call, CallDecision::Allowed, false, None, Some(e.message()), None),
+            Err(e) => self.record(
+                &call,
+                CallDecision::Allowed,
+                false,
+                None,
+                Some(e.message()),
+                None,
+            ),
         };
         self.journal(record).await;
         result
     }
-
 }
 
 /// Signs and posts one payload (a free function: the future must be `Send`, and
@@ -98,17 +126,31 @@ async fn post_signed(
                 "no webhook endpoint `{endpoint}` is configured on this host (`[webhooks.{endpoint}]` in runbook.toml)"
             )));
         };
-        let secret = hook.secret.as_ref().map_err(|e| CallError::Unavailable(e.clone()))?;
+        let secret = hook
+            .secret
+            .as_ref()
+            .map_err(|e| CallError::Unavailable(e.clone()))?;
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(secret, timestamp, &payload);
         let request = hyper::Request::post(&hook.url)
             .header("content-type", "application/json; charset=utf-8")
-            .header("user-agent", concat!("runbook/", env!("CARGO_PKG_VERSION"), " (webhook redelivery)"))
+            .header(
+                "user-agent",
+                concat!(
+                    "runbook/",
+                    env!("CARGO_PKG_VERSION"),
+                    " (webhook redelivery)"
+                ),
+            )
             .header("stripe-signature", format!("t={timestamp},v1={signature}"))
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| CallError::Invalid(format!("webhook request: {e}")))?;
         let exchange = async {
-            let response = services.http.request(request).await.map_err(|e| e.to_string())?;
+            let response = services
+                .http
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = response.status().as_u16();
             let body = response
                 .into_body()
@@ -120,7 +162,12 @@ async fn post_signed(
         };
         let (status, body) = tokio::time::timeout(hook.timeout, exchange)
             .await
-            .map_err(|_| CallError::Failed(format!("webhook `{endpoint}`: no answer within {:?}", hook.timeout)))?
+            .map_err(|_| {
+                CallError::Failed(format!(
+                    "webhook `{endpoint}`: no answer within {:?}",
+                    hook.timeout
+                ))
+            })?
             .map_err(|e| CallError::Failed(format!("webhook `{endpoint}`: {e}")))?;
         let body = String::from_utf8_lossy(&body[..body.len().min(BODY_LIMIT)]).into_owned();
         Ok(Delivery { status, body })
@@ -129,7 +176,8 @@ async fn post_signed(
 
 /// Stripe's scheme: HMAC-SHA256 over `"<timestamp>.<payload>"`, hex-encoded.
 pub(crate) fn sign(secret: &str, timestamp: i64, payload: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload.as_bytes());

@@ -125,8 +125,15 @@ struct Progress {
 impl RunObserver for Progress {
     fn run_started(&mut self, run_id: &str, runbook: &Runbook) {
         if self.enabled {
-            let mode = if self.dry_run { format!(" {WARN}dry run{WARN:#}") } else { String::new() };
-            anstream::println!("{BOLD}{}{BOLD:#}{mode} {DIM}run {run_id}{DIM:#}", runbook.name);
+            let mode = if self.dry_run {
+                format!(" {WARN}dry run{WARN:#}")
+            } else {
+                String::new()
+            };
+            anstream::println!(
+                "{BOLD}{}{BOLD:#}{mode} {DIM}run {run_id}{DIM:#}",
+                runbook.name
+            );
         }
     }
 
@@ -228,7 +235,12 @@ fn print_plan(plan: &Plan) {
         }
         anstream::println!("  {BOLD}{title}{BOLD:#} {DIM}(not sent){DIM:#}");
         for call in calls {
-            anstream::println!("    {} {} {DIM}step {}{DIM:#}", call.operation, call.params, call.step);
+            anstream::println!(
+                "    {} {} {DIM}step {}{DIM:#}",
+                call.operation,
+                call.params,
+                call.step
+            );
         }
     }
     if !plan.emails.is_empty() {

@@ -97,7 +97,10 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
             &run.runbook_digest
         );
         let mode = if run.dry_run { " (dry run)" } else { "" };
-        anstream::println!("{BOLD}status{BOLD:#}   {style}{}{style:#}{mode}", run.status);
+        anstream::println!(
+            "{BOLD}status{BOLD:#}   {style}{}{style:#}{mode}",
+            run.status
+        );
         anstream::println!("{BOLD}operator{BOLD:#} {}", run.operator);
         anstream::println!("{BOLD}params{BOLD:#}   {}", run.params);
         anstream::println!("{BOLD}started{BOLD:#}  {}", run.started_at.to_rfc3339());
@@ -130,7 +133,11 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                 anstream::println!(
                     "  {DIM}call{DIM:#} #{}{} {}.{} {} {outcome} {DIM}{} µs{DIM:#}{}{}",
                     call.seq,
-                    if call.attempt > 1 { format!(" (attempt {})", call.attempt) } else { String::new() },
+                    if call.attempt > 1 {
+                        format!(" (attempt {})", call.attempt)
+                    } else {
+                        String::new()
+                    },
                     call.interface,
                     call.operation,
                     decision_label(call.decision),
@@ -138,7 +145,9 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                     call.idempotency_key
                         .as_ref()
                         .map_or(String::new(), |k| format!(" key {k}")),
-                    call.error.as_ref().map_or(String::new(), |e| format!(": {e}")),
+                    call.error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(": {e}")),
                 );
             }
             for line in &step.logs {

@@ -19,8 +19,8 @@ use crate::plugin::PluginDirectory;
 use crate::runbook::Templates;
 use crate::runbook::{Runbook, Step};
 use crate::runtime::{
-    DbSession, Fault, LoadedPlugin, PluginOutcome, Runtime, RuntimeError, StepContext,
-    StepLimits, StepState,
+    DbSession, Fault, LoadedPlugin, PluginOutcome, Runtime, RuntimeError, StepContext, StepLimits,
+    StepState,
 };
 use crate::state::{
     CallRecord, LogLine, NewAuditEntry, NewRun, RunStatus, StateError, StateStore, StepOutcome,
@@ -186,7 +186,9 @@ impl Executor<'_> {
         if let Some(tx) = scope.dry_tx.take()
             && let Err(e) = tx.rollback().await
         {
-            failure.get_or_insert(format!("the dry run's transaction could not be rolled back: {e}"));
+            failure.get_or_insert(format!(
+                "the dry run's transaction could not be rolled back: {e}"
+            ));
         }
         let status = if failure.is_some() {
             RunStatus::Failed
@@ -207,7 +209,10 @@ impl Executor<'_> {
             .await?;
         let plan = if self.dry_run {
             let step_ids: Vec<String> = runbook.steps.iter().map(|s| s.id.clone()).collect();
-            Some(Plan::from_calls(&self.state.calls(&run_id).await?, &step_ids))
+            Some(Plan::from_calls(
+                &self.state.calls(&run_id).await?,
+                &step_ids,
+            ))
         } else {
             None
         };

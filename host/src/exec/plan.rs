@@ -80,7 +80,10 @@ impl Plan {
                         .and_then(|r| r["affected"].as_u64().or_else(|| r["rows"].as_u64()))
                         .unwrap_or(0);
                     let sql = call.params["sql"].as_str().unwrap_or_default().to_string();
-                    let statement = call.params["statement"].as_str().unwrap_or_default().to_string();
+                    let statement = call.params["statement"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
                     for table in tables.iter().filter_map(Value::as_str) {
                         let order = db.len();
                         let entry = db
@@ -111,10 +114,20 @@ impl Plan {
                         step: step(call.step_index),
                         to: call.params["to"]
                             .as_array()
-                            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|v| v.as_str().map(String::from))
+                                    .collect()
+                            })
                             .unwrap_or_default(),
-                        subject: call.params["subject"].as_str().unwrap_or_default().to_string(),
-                        template: call.params["template"].as_str().unwrap_or_default().to_string(),
+                        subject: call.params["subject"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        template: call.params["template"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
                     })
                 }
                 _ => {}
@@ -124,19 +137,24 @@ impl Plan {
         rows.sort_by_key(|(_, (order, ..))| *order);
         plan.db = rows
             .into_iter()
-            .map(|((index, table, sql), (_, executions, rows, statement))| RowChanges {
-                step: step(index),
-                table,
-                statement,
-                sql,
-                executions: executions as u64,
-                rows,
-            })
+            .map(
+                |((index, table, sql), (_, executions, rows, statement))| RowChanges {
+                    step: step(index),
+                    table,
+                    statement,
+                    sql,
+                    executions: executions as u64,
+                    rows,
+                },
+            )
             .collect();
         plan
     }
 
     pub fn is_empty(&self) -> bool {
-        self.db.is_empty() && self.stripe.is_empty() && self.webhooks.is_empty() && self.emails.is_empty()
+        self.db.is_empty()
+            && self.stripe.is_empty()
+            && self.webhooks.is_empty()
+            && self.emails.is_empty()
     }
 }

@@ -214,7 +214,7 @@ fn good_runbook_parses_to_the_expected_model() {
                 attempts: 1,
                 input: json!({"found": "{{ steps.assess.output }}"}),
                 grants: Grants {
-                webhook: None,
+                    webhook: None,
                     db: DbGrant {
                         select: set(&["usage_quotas"]),
                         update: set(&["usage_quotas"]),
@@ -337,7 +337,7 @@ number = "1"
     );
     assert_eq!(
         helps[5].as_deref(),
-        Some("allowed keys here: db, stripe, email")
+        Some("allowed keys here: db, stripe, email, webhook")
     );
 }
 
@@ -1063,7 +1063,7 @@ recipients = ["*@example.com"]
     assert_eq!(
         m.needs,
         Grants {
-                webhook: None,
+            webhook: None,
             db: DbGrant {
                 select: set(&["usage_quotas"]),
                 update: set(&["usage_quotas"]),

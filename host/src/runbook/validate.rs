@@ -12,8 +12,8 @@ use toml::de::DeTable;
 use super::diagnostic::Diagnostics;
 use super::model::{Param, ParamKind, Runbook, Step};
 use super::raw::{
-    RawDb, RawEmail, RawParam, RawRunbook, RawStep, RawStripe, RawWebhook, Seg, Span, SpannedList, closest,
-    key_span, value_span,
+    RawDb, RawEmail, RawParam, RawRunbook, RawStep, RawStripe, RawWebhook, Seg, Span, SpannedList,
+    closest, key_span, value_span,
 };
 use super::template::Templates;
 use crate::grant::{DbGrant, EmailGrant, Grants, StatementKind, StripeGrant, WebhookGrant};
@@ -349,7 +349,10 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
             if (1..=10).contains(&v) {
                 v as u32
             } else {
-                diags.error(a.span(), format!("`attempts` must be between 1 and 10, found {v}"));
+                diags.error(
+                    a.span(),
+                    format!("`attempts` must be between 1 and 10, found {v}"),
+                );
                 1
             }
         }
@@ -384,7 +387,10 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
                     .unwrap_or_default(),
                 stripe: g.stripe.as_ref().map(|s| stripe_grant(s.get_ref(), diags)),
                 email: g.email.as_ref().map(|e| email_grant(e.get_ref(), diags)),
-                webhook: g.webhook.as_ref().map(|w| webhook_grant(w.get_ref(), diags)),
+                webhook: g
+                    .webhook
+                    .as_ref()
+                    .map(|w| webhook_grant(w.get_ref(), diags)),
             }
         }
     };
@@ -731,7 +737,10 @@ pub(crate) fn stripe_grant(raw: &RawStripe, diags: &mut Diagnostics) -> StripeGr
         if valid && crate::capability::stripe_operation(name).is_none() {
             let known: Vec<&str> = crate::capability::stripe_operation_names().collect();
             let help = match closest(name, known.iter().copied()) {
-                Some(best) => format!("did you mean {best:?}? the host supports: {}", known.join(", ")),
+                Some(best) => format!(
+                    "did you mean {best:?}? the host supports: {}",
+                    known.join(", ")
+                ),
                 None => format!("the host supports: {}", known.join(", ")),
             };
             diags.error_with_help(
@@ -756,11 +765,18 @@ pub(crate) fn stripe_grant(raw: &RawStripe, diags: &mut Diagnostics) -> StripeGr
     grant
 }
 
-fn positive_amount(value: &Option<Spanned<i64>>, key: &str, diags: &mut Diagnostics) -> Option<i64> {
+fn positive_amount(
+    value: &Option<Spanned<i64>>,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> Option<i64> {
     let value = value.as_ref()?;
     let v = *value.get_ref();
     if v < 0 {
-        diags.error(value.span(), format!("`{key}` must not be negative, found {v}"));
+        diags.error(
+            value.span(),
+            format!("`{key}` must not be negative, found {v}"),
+        );
         return None;
     }
     Some(v)
@@ -770,7 +786,11 @@ pub(crate) fn webhook_grant(raw: &RawWebhook, diags: &mut Diagnostics) -> Webhoo
     let mut grant = WebhookGrant::default();
     for endpoint in list_items(&raw.endpoints) {
         let name = endpoint.get_ref().trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             diags.error_with_help(
                 endpoint.span(),
                 format!("invalid webhook endpoint name {:?}", endpoint.get_ref()),

@@ -650,7 +650,7 @@ mod tests {
                     .unwrap();
             let expected_versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
             assert_eq!(versions, expected_versions);
-            assert_eq!(versions, vec![1]);
+
             store.pool.close().await;
 
             // Reopening must neither re-apply nor trip over applied migrations.
@@ -660,7 +660,7 @@ mod tests {
                 .fetch_one(&again.pool)
                 .await
                 .unwrap();
-            assert_eq!(count, 1);
+            assert_eq!(count, MIGRATOR.iter().count() as i64);
             let entries = again2.audit_entries(None, 10).await.unwrap();
             assert_eq!(entries.len(), 1);
             assert_eq!(entries[0].detail, "first");
@@ -700,6 +700,6 @@ mod tests {
             .fetch_one(&store.pool)
             .await
             .unwrap();
-        assert_eq!(count, 1);
+        assert_eq!(count, MIGRATOR.iter().count() as i64);
     }
 }

@@ -44,10 +44,18 @@ impl Procedure for Effector {
         for call in &input.calls {
             let result = match call {
                 Call::Stripe { stripe: op, params } => {
-                    let params = if params.is_null() { json!({}) } else { params.clone() };
+                    let params = if params.is_null() {
+                        json!({})
+                    } else {
+                        params.clone()
+                    };
                     stripe::call(op, &params)
                 }
-                Call::Email { email: to, template, context } => {
+                Call::Email {
+                    email: to,
+                    template,
+                    context,
+                } => {
                     let to: Vec<&str> = to.iter().map(String::as_str).collect();
                     email::send(&to, template, context).map(|id| json!({ "message_id": id }))
                 }
@@ -58,7 +66,11 @@ impl Procedure for Effector {
             ));
         }
         if input.panic_on_attempt == Some(input.attempt) {
-            panic!("fault injected after {} call(s) on attempt {}", results.len(), input.attempt);
+            panic!(
+                "fault injected after {} call(s) on attempt {}",
+                results.len(),
+                input.attempt
+            );
         }
         Ok(json!({ "results": results, "attempt": input.attempt }))
     }
