@@ -656,3 +656,49 @@ fn webhook_failure_replays_failed_events_signed_like_stripe() {
         .unwrap();
     assert_eq!(replay["output"]["redelivered"], events.len(), "{replay}");
 }
+
+#[test]
+fn without_smtp_mail_lands_in_the_outbox_as_eml_files() {
+    // Embedded defaults: no servers, no Stripe key.
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let context = json!({
+        "organization_id": 4, "organization_name": "Driftwood Blog", "plan_tier": "starter",
+        "new_tier": "free", "stripe_subscription_id": "sub_1", "at_period_end": true,
+        "effective_date": "2026-12-11"
+    });
+    ws.add_runbook(
+        "effects",
+        &effector_runbook(
+            "[steps.grants.email]\nrecipients = [\"billing@driftwood.blog\"]\n[steps.grants.stripe]\noperations = [\"subscriptions.retrieve\"]",
+            json!([
+                { "email": ["billing@driftwood.blog"], "template": "subscription-canceled", "context": context },
+                { "stripe": "subscriptions.retrieve", "params": { "id": "sub_1" } },
+            ]),
+            "",
+        ),
+    );
+    let (code, report, out) = ws.exec("effects", &[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let results = &report["steps"][0]["output"]["results"];
+    assert!(results[0]["ok"]["message_id"].is_string(), "{results}");
+    // Granted, but not configured on this host: said so, not faked.
+    assert_eq!(results[1]["error"]["kind"], "unavailable", "{results}");
+    assert!(
+        results[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("STRIPE_API_KEY"),
+        "{results}"
+    );
+
+    let outbox = ws.path().join(".runbook/outbox");
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains("To: billing@driftwood.blog"), "{eml}");
+    assert!(eml.contains("Subject: "), "{eml}");
+    assert!(eml.contains("Driftwood Blog"), "{eml}");
+}

@@ -142,7 +142,8 @@ impl Workspace {
         cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
             .env("RUNBOOK_OPERATOR", "test-operator")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env_remove("STRIPE_API_KEY");
         cmd
     }
 

@@ -118,7 +118,7 @@ impl StepState {
             started,
             started_at,
             CallDecision::Allowed,
-            journaled.as_ref().map_err(|e| e),
+            journaled.as_ref(),
         );
         match result {
             Ok(done) => {

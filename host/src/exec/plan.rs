@@ -47,6 +47,11 @@ pub struct PlannedEmail {
     pub template: String,
 }
 
+/// (step index, table, sql).
+type ChangeKey = (i64, String, String);
+/// (first-seen order, executions, rows, statement kind).
+type ChangeTotals = (usize, u64, u64, String);
+
 impl Plan {
     /// `step_ids[i]` names step index `i`.
     pub fn from_calls(calls: &[CallRecord], step_ids: &[String]) -> Plan {
@@ -57,8 +62,7 @@ impl Plan {
                 .unwrap_or_else(|| format!("#{i}"))
         };
         let mut plan = Plan::default();
-        // (step, table, sql) → (executions, rows), in first-seen order.
-        let mut db: BTreeMap<(i64, String, String), (usize, u64, u64, String)> = BTreeMap::new();
+        let mut db: BTreeMap<ChangeKey, ChangeTotals> = BTreeMap::new();
         for call in calls {
             if call.decision == CallDecision::Denied {
                 plan.denied.push(PlannedCall {
@@ -143,7 +147,7 @@ impl Plan {
                     table,
                     statement,
                     sql,
-                    executions: executions as u64,
+                    executions,
                     rows,
                 },
             )
