@@ -40,6 +40,17 @@ struct RawConfig {
     webhooks: std::collections::BTreeMap<String, RawWebhook>,
     #[serde(default)]
     email: RawEmail,
+    /// Approver groups: name → people.
+    #[serde(default)]
+    groups: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    runs: RawRuns,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuns {
+    lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +129,11 @@ pub struct Config {
     /// Endpoints the `webhook` capability may deliver to, by name.
     pub webhooks: std::collections::BTreeMap<String, WebhookConfig>,
     pub email: EmailConfig,
+    /// Approver groups for approval steps (`group:<name>`).
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// How long a run stays held without its process's heartbeat before it is
+    /// interrupted (resumable by anyone).
+    pub lease: Duration,
 }
 
 /// Where the Stripe API is and which environment variable holds its key. The key itself
@@ -316,7 +332,13 @@ impl Config {
                 .map_or_else(|| at("runbooks".into()), |d| d.clone())
                 .join("templates/email"),
         };
+        let lease = duration("runs.lease", raw.runs.lease, Duration::from_secs(15))?;
+        if lease < Duration::from_secs(1) {
+            return Err(invalid("runs.lease must be at least 1s".into()));
+        }
         Ok(Config {
+            groups: raw.groups,
+            lease,
             template_dir,
             stripe,
             webhooks,
@@ -376,12 +398,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 500ms, 30s or 2m"))?;
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 30s, 2m or 1h"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        _ => return Err(format!("`{text}` is not a duration like 500ms, 30s or 2m")),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration like 500ms, 30s, 2m or 1h"
+            ));
+        }
     };
     if d.is_zero() {
         return Err("a duration must be positive".into());
@@ -420,7 +447,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("1w").is_err());
     }
 
     #[test]

@@ -133,6 +133,9 @@ impl StepState {
             }
             Err(error) => {
                 let message = error.to_string();
+                if error.is_transient() {
+                    self.effects.transient = Some(message.clone());
+                }
                 // A failed statement aborts a Postgres transaction; make SQLite behave the
                 // same so plugins see one rule: a step's writes stand or fall together.
                 if !matches!(error, TargetError::BadParameter { .. }) {
@@ -224,6 +227,7 @@ impl StepState {
 
     /// Records a denial in the audit log and the step log, and builds the plugin's error.
     fn deny(&mut self, target: &str, reason: String, sql: &str) -> CallError {
+        self.effects.denied = true;
         let detail =
             serde_json::json!({ "reason": reason, "sql": truncate(sql, 2000) }).to_string();
         let entry = self.audit_entry("capability.denied", target, detail);

@@ -24,6 +24,11 @@ pub struct EffectSession {
     next_seq: i64,
     /// Calls not yet stored: stored with the step's outcome.
     pub pending: Vec<CallRecord>,
+    /// A transient failure the plugin was answered with (Stripe 429/5xx after the
+    /// capability's own retries, a serialization conflict): makes the step retryable.
+    pub transient: Option<String>,
+    /// Whether any call was denied: a step with a denial is never retried.
+    pub denied: bool,
 }
 
 impl EffectSession {
@@ -44,6 +49,8 @@ impl EffectSession {
             attempt,
             next_seq: 0,
             pending: Vec::new(),
+            transient: None,
+            denied: false,
         }
     }
 }
@@ -202,6 +209,7 @@ impl StepState {
 
     /// Denial bookkeeping shared by every capability: audit, log line, journal.
     pub(crate) async fn deny_call(&mut self, call: &Call, target: &str, reason: String) -> String {
+        self.effects.denied = true;
         let detail = serde_json::json!({
             "reason": reason,
             "interface": call.interface,

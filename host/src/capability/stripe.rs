@@ -22,6 +22,22 @@ use crate::state::CallDecision;
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
+/// A failed send; `transient` when it was still a 429/5xx/transport failure after every
+/// retry, so the step as a whole may be retried (see `EffectSession::transient`).
+struct SendError {
+    error: CallError,
+    transient: bool,
+}
+
+impl From<CallError> for SendError {
+    fn from(error: CallError) -> SendError {
+        SendError {
+            error,
+            transient: false,
+        }
+    }
+}
+
 impl stripe_bindings::Host for StepState {
     async fn call(
         &mut self,
@@ -156,6 +172,12 @@ impl StepState {
             .as_ref()
             .expect("checked above");
         let result = send(service, op, &params, key.as_deref()).await;
+        let result = result.map_err(|e| {
+            if e.transient {
+                self.effects.transient = Some(e.error.message());
+            }
+            e.error
+        });
         let record = match &result {
             Ok(body) => {
                 // Writes keep their answer for replay; reads would only bloat the journal.
@@ -236,7 +258,7 @@ async fn refund_amount(
     let op = stripe_operation("charges.retrieve").expect("known operation");
     let mut id = Map::new();
     id.insert("id".into(), Value::String(charge.to_string()));
-    let body = send(service, op, &id, None).await?;
+    let body = send(service, op, &id, None).await.map_err(|e| e.error)?;
     let charge: Value = serde_json::from_str(&body)
         .map_err(|e| CallError::Failed(format!("charges.retrieve: {e}")))?;
     let amount = charge["amount"].as_i64().unwrap_or(0);
@@ -251,7 +273,7 @@ async fn send(
     op: &StripeOperation,
     params: &Map<String, Value>,
     idempotency_key: Option<&str>,
-) -> Result<String, CallError> {
+) -> Result<String, SendError> {
     let mut params = params.clone();
     // `id` names the object in the path; a create (`coupons.create`) sends it as a field.
     let id = if op.needs_id() {
@@ -263,10 +285,7 @@ async fn send(
         None => None,
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => {
-            return Err(CallError::Invalid(format!(
-                "`{}`: `id` must be a string",
-                op.name
-            )));
+            return Err(CallError::Invalid(format!("`{}`: `id` must be a string", op.name)).into());
         }
     };
     let path = op.path_for(id).map_err(CallError::Invalid)?;
@@ -302,7 +321,10 @@ async fn send(
             _ => false,
         };
         if !retryable || attempt >= service.max_attempts {
-            return Err(to_call_error(op, error));
+            return Err(SendError {
+                error: to_call_error(op, error),
+                transient: retryable,
+            });
         }
         let ceiling = BACKOFF_BASE
             .saturating_mul(1 << (attempt - 1).min(16))

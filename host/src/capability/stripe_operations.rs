@@ -41,6 +41,8 @@ const OPERATIONS: &[StripeOperation] = &[
     op("events.retrieve", Get, "/events/{id}"),
     op("invoices.list", Get, "/invoices"),
     op("invoices.retrieve", Get, "/invoices/{id}"),
+    // Retry collecting an open invoice now (dunning).
+    op("invoices.pay", Post, "/invoices/{id}/pay"),
     op("plans.retrieve", Get, "/plans/{id}"),
     op("refunds.create", Post, "/refunds"),
     op("refunds.list", Get, "/refunds"),

@@ -1,6 +1,6 @@
 //! `runbook exec`: run a runbook with progress on a terminal and a summary at the end.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,11 +10,14 @@ use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
 use super::session::{Reported, Session, redact_url};
 use crate::capability::Services;
-use crate::exec::{Executor, Plan, RunObserver, StepReport, parse_cli_params};
+use crate::exec::{
+    ExecError, Executor, Plan, RunObserver, RunReport, StepReport, may_approve, parse_cli_params,
+};
 use crate::grant::AnalysisCache;
 use crate::runbook::Templates;
 use crate::runbook::{Runbook, Step};
 use crate::runtime::Runtime;
+use crate::state::{ApprovalRecord, ApprovalRequest, Decision, RunState};
 use crate::state::{RunStatus, StepStatus};
 use crate::target::TargetDb;
 
@@ -31,6 +34,10 @@ pub struct ExecArgs {
     /// Print the run report as JSON on stdout instead of progress and a summary
     #[arg(long)]
     json: bool,
+    /// Answer approval steps as the operator without asking (refused unless the operator
+    /// may approve every approval step of the runbook)
+    #[arg(long, short = 'y')]
+    yes: bool,
     /// Plan, do not act: database writes run in a transaction that is rolled back at the
     /// end, Stripe and webhook writes are not sent, emails are rendered but not sent.
     /// Reads go through. Ends with the plan of every effect.
@@ -44,82 +51,173 @@ pub async fn exec(config: Option<&Path>, args: ExecArgs) -> u8 {
     }
 }
 
+/// What running, resuming and rolling back need: opened once per command.
+pub(super) struct Engine {
+    pub session: Session,
+    pub plugins: crate::plugin::PluginDirectory,
+    pub state: crate::state::StateStore,
+    pub target: TargetDb,
+    pub runtime: Runtime,
+}
+
+impl Engine {
+    pub async fn open(config: Option<&Path>) -> Result<Engine, Reported> {
+        let session = Session::open(config)?;
+        let plugins = session.plugins();
+        let state = session.state().await?;
+        let target = TargetDb::connect(&session.config.target_url)
+            .await
+            .map_err(|e| {
+                output::error(&format!(
+                    "target database {}: {e}",
+                    redact_url(&session.config.target_url)
+                ));
+                Reported(exit::INVALID)
+            })?;
+        let runtime = Runtime::new(session.config.cache_dir.clone()).map_err(|e| {
+            output::error(&e.to_string());
+            Reported(exit::FAILED)
+        })?;
+        Ok(Engine {
+            session,
+            plugins,
+            state,
+            target,
+            runtime,
+        })
+    }
+
+    pub fn executor(&self, dry_run: bool) -> Executor<'_> {
+        Executor {
+            runtime: &self.runtime,
+            plugins: &self.plugins,
+            target: Some(self.target.clone()),
+            state: &self.state,
+            limits: self.session.config.limits,
+            analysis: Arc::new(AnalysisCache::default()),
+            templates: Templates::new(),
+            services: Arc::new(Services::from_config(&self.session.config)),
+            dry_run,
+            groups: self.session.config.groups.clone(),
+            lease_ttl: self.session.config.lease,
+        }
+    }
+}
+
+/// The exit code and report of a run that ended (or paused), printed as asked.
+pub(super) fn finish(report: &RunReport, json: bool) -> u8 {
+    if json {
+        output::json(report);
+    } else {
+        print_summary(report);
+    }
+    match report.state {
+        RunState::Succeeded => exit::SUCCESS,
+        RunState::AwaitingApproval => exit::PAUSED,
+        _ => exit::FAILED,
+    }
+}
+
+pub(super) fn report_error(e: &ExecError) -> Reported {
+    output::error(&e.to_string());
+    Reported(if e.is_invalid_input() {
+        exit::INVALID
+    } else {
+        exit::FAILED
+    })
+}
+
+pub(super) fn operator(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
-    let session = Session::open(config)?;
-    let plugins = session.plugins();
-    let runbook = session.load_runbook(&args.runbook, &plugins)?;
+    let engine = Engine::open(config).await?;
+    let runbook = engine
+        .session
+        .load_runbook(&args.runbook, &engine.plugins)?;
     let given = parse_cli_params(&runbook, &args.params).map_err(|errors| {
         output::error(&format!("invalid parameters:\n  {}", errors.join("\n  ")));
         Reported(exit::INVALID)
     })?;
-    let operator = args
-        .operator
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_string());
-
-    let state = session.state().await?;
-    let target = TargetDb::connect(&session.config.target_url)
-        .await
-        .map_err(|e| {
-            output::error(&format!(
-                "target database {}: {e}",
-                redact_url(&session.config.target_url)
-            ));
-            Reported(exit::INVALID)
-        })?;
-    let runtime = Runtime::new(session.config.cache_dir.clone()).map_err(|e| {
-        output::error(&e.to_string());
-        Reported(exit::FAILED)
-    })?;
-    let executor = Executor {
-        runtime: &runtime,
-        plugins: &plugins,
-        target: Some(target.clone()),
-        state: &state,
-        limits: session.config.limits,
-        analysis: Arc::new(AnalysisCache::default()),
-        templates: Templates::new(),
-        services: Arc::new(Services::from_config(&session.config)),
-        dry_run: args.dry_run,
-    };
-    let mut progress = Progress {
-        dry_run: args.dry_run,
-        enabled: !args.json,
-        terminal: output::stdout_is_terminal(),
-        total: runbook.steps.len(),
-    };
+    let operator = operator(args.operator);
+    if args.yes {
+        refuse_yes_unless_approver(&runbook, &operator, &engine.session.config.groups)?;
+    }
+    let executor = engine.executor(args.dry_run);
+    let mut progress = Progress::new(&runbook, args.json, args.dry_run, args.yes);
     let result = executor
         .execute(&runbook, &given, &operator, &mut progress)
         .await;
-    target.close().await;
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => {
-            output::error(&e.to_string());
-            return Err(Reported(if e.is_invalid_input() {
-                exit::INVALID
-            } else {
-                exit::FAILED
-            }));
-        }
-    };
-
-    if args.json {
-        output::json(&report);
-    } else {
-        print_summary(&report);
-    }
-    Ok(match report.status {
-        RunStatus::Succeeded => exit::SUCCESS,
-        _ => exit::FAILED,
-    })
+    engine.target.close().await;
+    let report = result.map_err(|e| report_error(&e))?;
+    Ok(finish(&report, args.json))
 }
 
-struct Progress {
+/// `--yes` answers approvals for the operator, so it is only accepted from someone who
+/// may approve every approval step of the runbook.
+fn refuse_yes_unless_approver(
+    runbook: &Runbook,
+    operator: &str,
+    groups: &crate::exec::Groups,
+) -> Result<(), Reported> {
+    for step in &runbook.steps {
+        let Some(approval) = &step.approval else {
+            continue;
+        };
+        let probe = ApprovalRecord {
+            request: ApprovalRequest {
+                step_index: 0,
+                message: String::new(),
+                approvers: approval.approvers.clone(),
+                required: i64::from(approval.required),
+                allow_self: approval.allow_self,
+                requested_at: chrono::Utc::now(),
+                deadline: None,
+                on_timeout: approval.on_timeout.as_str().into(),
+            },
+            decisions: Vec::new(),
+        };
+        // The operator starts the run, so self-approval rules apply to them.
+        if let Err(why) = may_approve(&probe, operator, operator, groups) {
+            output::error(&format!(
+                "--yes is refused: approval step `{}`: {why}",
+                step.id
+            ));
+            return Err(Reported(exit::INVALID));
+        }
+        if approval.required > 1 {
+            output::error(&format!(
+                "--yes is refused: approval step `{}` needs {} distinct approvers",
+                step.id, approval.required
+            ));
+            return Err(Reported(exit::INVALID));
+        }
+    }
+    Ok(())
+}
+
+pub(super) struct Progress {
     dry_run: bool,
     enabled: bool,
     terminal: bool,
     total: usize,
+    /// `--yes`: approve as the operator without asking (checked to be allowed).
+    yes: bool,
+}
+
+impl Progress {
+    pub(super) fn new(runbook: &Runbook, json: bool, dry_run: bool, yes: bool) -> Progress {
+        Progress {
+            dry_run,
+            enabled: !json,
+            terminal: output::stdout_is_terminal(),
+            total: runbook.steps.len(),
+            yes,
+        }
+    }
 }
 
 impl RunObserver for Progress {
@@ -174,6 +272,55 @@ impl RunObserver for Progress {
             anstream::println!("        {FAIL}{error}{FAIL:#}");
         }
     }
+
+    fn ask_approval(
+        &mut self,
+        step: &Step,
+        request: &ApprovalRequest,
+        actor: &str,
+        eligible: Result<(), String>,
+    ) -> Option<(Decision, Option<String>)> {
+        if self.terminal && self.enabled {
+            print!("\r\x1b[2K");
+        }
+        if let Err(why) = eligible {
+            if self.enabled {
+                anstream::println!("  {WARN}approval needed{WARN:#} for `{}`: {why}", step.id);
+            }
+            return None;
+        }
+        if self.yes {
+            return Some((Decision::Approve, Some("--yes".into())));
+        }
+        // Only a person at a terminal can be asked.
+        if !(self.enabled && self.terminal && std::io::stdin().is_terminal()) {
+            return None;
+        }
+        anstream::println!("\n  {BOLD}Approval needed{BOLD:#} ({})", step.id);
+        for line in request.message.lines() {
+            println!("    {line}");
+        }
+        loop {
+            print!("  Approve as {actor}? [y]es / [n]o (reject) / [w]ait for others: ");
+            let _ = std::io::stdout().flush();
+            let mut answer = String::new();
+            if std::io::stdin().read_line(&mut answer).ok()? == 0 {
+                return None;
+            }
+            match answer.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" => return Some((Decision::Approve, None)),
+                "n" | "no" => {
+                    print!("  Reason: ");
+                    let _ = std::io::stdout().flush();
+                    let mut reason = String::new();
+                    std::io::stdin().read_line(&mut reason).ok()?;
+                    return Some((Decision::Reject, Some(reason.trim().to_string())));
+                }
+                "w" | "wait" | "" => return None,
+                _ => continue,
+            }
+        }
+    }
 }
 
 fn label(id: &str, name: Option<&str>) -> String {
@@ -199,10 +346,43 @@ fn print_summary(report: &crate::exec::RunReport) {
     if let Some(plan) = &report.plan {
         print_plan(plan);
     }
-    let style = output::status_style(&report.status.to_string());
+    for rollback in &report.rollbacks {
+        let (style, word) = if rollback.succeeded {
+            (OK, "rolled back")
+        } else {
+            (FAIL, "ROLLBACK FAILED")
+        };
+        anstream::println!("  {style}{word}{style:#} {}", rollback.step);
+        if let Some(output) = &rollback.output {
+            anstream::println!("        {DIM}{output}{DIM:#}");
+        }
+        if let Some(error) = &rollback.error {
+            anstream::println!("        {FAIL}{error}{FAIL:#}");
+        }
+    }
+    if let Some(waiting) = &report.awaiting {
+        anstream::println!(
+            "\n{WARN}awaiting approval{WARN:#} at step `{}` ({} of {} approvals{})",
+            waiting.step,
+            waiting.approved_by.len(),
+            waiting.required,
+            waiting.deadline.map_or(String::new(), |d| format!(
+                ", until {}",
+                d.format("%Y-%m-%d %H:%M UTC")
+            ))
+        );
+        for line in waiting.message.lines() {
+            println!("  {line}");
+        }
+        anstream::println!("approvers: {}", waiting.approvers.join(", "));
+        anstream::println!("approve:   runbook approve {} --as <name>", report.run_id);
+        anstream::println!("then:      runbook resume {}", report.run_id);
+        return;
+    }
+    let style = output::status_style(&report.state.to_string());
     anstream::println!(
         "\n{style}{}{style:#} {} in {} ms ({} steps)",
-        report.status,
+        report.state,
         report.runbook,
         report.duration_ms,
         report.steps.len()

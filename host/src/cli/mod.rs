@@ -1,6 +1,7 @@
 //! The `runbook` command line: argument parsing, dispatch, and the exit-code contract.
 
 mod audit;
+mod control;
 mod db;
 mod exec;
 mod inspect;
@@ -21,6 +22,8 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// Invalid input or configuration: nothing ran.
     pub const INVALID: u8 = 2;
+    /// The run is paused, waiting for approval (`runbook approve`, then `runbook resume`).
+    pub const PAUSED: u8 = 3;
 }
 
 const EXIT_CODES: &str = "\
@@ -28,6 +31,7 @@ Exit codes:
   0  success
   1  a step failed (exec), or the audit chain is broken (audit verify)
   2  invalid input or configuration; nothing ran
+  3  the run is paused waiting for approval (approve, then resume)
 
 Environment:
   RUNBOOK_OPERATOR   who is running (default for --as; falls back to $USER)
@@ -63,6 +67,15 @@ enum Command {
     /// Run a runbook
     #[command(after_help = EXIT_CODES)]
     Exec(exec::ExecArgs),
+    /// Approve the approval step a paused run waits for
+    Approve(control::ApproveArgs),
+    /// Reject the approval step a paused run waits for (the run then fails and rolls back)
+    Reject(control::RejectArgs),
+    /// Continue a paused or interrupted run from where it stopped
+    #[command(after_help = EXIT_CODES)]
+    Resume(control::ResumeArgs),
+    /// Undo a run: roll back its completed steps, newest first
+    Rollback(control::RollbackArgs),
     /// List recent runs
     Runs(runs::RunsArgs),
     /// Show one run: every step's input, output, status, timing and log
@@ -100,6 +113,10 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Validate(args) => inspect::validate(config, args).await,
         Command::Plugins(args) => inspect::plugins(config, args).await,
         Command::Exec(args) => exec::exec(config, args).await,
+        Command::Approve(args) => control::approve(config, args).await,
+        Command::Reject(args) => control::reject(config, args).await,
+        Command::Resume(args) => control::resume(config, args).await,
+        Command::Rollback(args) => control::rollback(config, args).await,
         Command::Runs(args) => runs::runs(config, args).await,
         Command::Status(args) => runs::status(config, args).await,
         Command::Audit(command) => audit::audit(config, command).await,

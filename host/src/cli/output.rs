@@ -44,9 +44,9 @@ pub fn stderr_colour() -> bool {
 
 pub fn status_style(status: &str) -> Style {
     match status {
-        "succeeded" | "intact" => OK,
-        "failed" | "broken" => FAIL,
-        "skipped" | "running" => WARN,
+        "succeeded" | "intact" | "rolled-back" => OK,
+        "failed" | "broken" | "rollback-failed" => FAIL,
+        "skipped" | "running" | "awaiting-approval" | "interrupted" => WARN,
         _ => DIM,
     }
 }

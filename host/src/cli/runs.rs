@@ -23,6 +23,9 @@ pub struct RunsArgs {
     /// How many runs to show, newest first
     #[arg(long, default_value_t = 20)]
     limit: i64,
+    /// Only runs waiting for approval
+    #[arg(long)]
+    pending: bool,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -40,10 +43,13 @@ pub struct StatusArgs {
 pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
     let result: Result<u8, Reported> = async {
         let state = Session::open(config)?.state().await?;
-        let runs = state.list_runs(args.limit).await.map_err(|e| {
+        let mut runs = state.list_runs(args.limit).await.map_err(|e| {
             output::error(&e.to_string());
             Reported(exit::FAILED)
         })?;
+        if args.pending {
+            runs.retain(|r| r.state == crate::state::RunState::AwaitingApproval);
+        }
         if args.json {
             output::json(&runs);
             return Ok(exit::SUCCESS);
@@ -52,12 +58,12 @@ pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
             println!("no runs yet");
         }
         for run in runs {
-            let style = output::status_style(&run.status.to_string());
+            let style = output::status_style(&run.state.to_string());
             anstream::println!(
-                "{}  {:<24} {style}{:<10}{style:#} {:>3} steps {:>7} ms  {}  {DIM}{}{DIM:#}",
+                "{}  {:<24} {style}{:<17}{style:#} {:>3} steps {:>7} ms  {}  {DIM}{}{DIM:#}",
                 run.id,
                 run.runbook,
-                run.status.to_string(),
+                run.state.to_string(),
                 run.steps_total,
                 run.duration_ms.map_or("-".to_string(), |d| d.to_string()),
                 run.started_at.format("%Y-%m-%d %H:%M:%S"),
@@ -89,7 +95,6 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
             return Ok(exit::SUCCESS);
         }
         let run = &detail.run;
-        let style = output::status_style(&run.status.to_string());
         anstream::println!("{BOLD}run{BOLD:#}      {}", run.id);
         anstream::println!(
             "{BOLD}runbook{BOLD:#}  {} {DIM}sha256:{}{DIM:#}",
@@ -97,10 +102,33 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
             &run.runbook_digest
         );
         let mode = if run.dry_run { " (dry run)" } else { "" };
+        let style = output::status_style(&detail.state.to_string());
         anstream::println!(
             "{BOLD}status{BOLD:#}   {style}{}{style:#}{mode}",
-            run.status
+            detail.state
         );
+        if let Some(pending) = &detail.pending_approval {
+            let approved: Vec<&str> = pending
+                .decisions
+                .iter()
+                .filter(|d| d.decision == crate::state::Decision::Approve)
+                .map(|d| d.actor.as_str())
+                .collect();
+            anstream::println!(
+                "{BOLD}waiting{BOLD:#}  approval by {} ({} of {}: {})",
+                pending.request.approvers.join(", "),
+                approved.len(),
+                pending.request.required,
+                if approved.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    approved.join(", ")
+                }
+            );
+            for line in pending.request.message.lines() {
+                anstream::println!("         {line}");
+            }
+        }
         anstream::println!("{BOLD}operator{BOLD:#} {}", run.operator);
         anstream::println!("{BOLD}params{BOLD:#}   {}", run.params);
         anstream::println!("{BOLD}started{BOLD:#}  {}", run.started_at.to_rfc3339());
@@ -117,6 +145,9 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                 step.status,
                 step.duration_ms.unwrap_or(0)
             );
+            if step.attempts > 1 {
+                anstream::println!("  attempts: {}", step.attempts);
+            }
             anstream::println!("  input:  {}", step.input);
             if let Some(output) = &step.output {
                 anstream::println!("  output: {output}");
@@ -163,6 +194,50 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                         format!(" {:?}", line.fields)
                     }
                 );
+            }
+        }
+        for rollback in &detail.rollbacks {
+            let name = detail
+                .steps
+                .iter()
+                .find(|s| s.index == rollback.step_index)
+                .map_or("?", |s| s.step_id.as_str());
+            let (style, word) = if rollback.succeeded {
+                (OK, "rolled back")
+            } else {
+                (FAIL, "rollback failed")
+            };
+            anstream::println!(
+                "\n{BOLD}rollback of {name}{BOLD:#} {style}{word}{style:#} {} ms",
+                rollback.duration_ms
+            );
+            if let Some(output) = &rollback.output {
+                anstream::println!("  output: {output}");
+            }
+            if let Some(error) = &rollback.error {
+                anstream::println!("  error:  {error}");
+            }
+        }
+        for rollback in &detail.rollbacks {
+            let name = detail
+                .steps
+                .iter()
+                .find(|s| s.index == rollback.step_index)
+                .map_or("?", |s| s.step_id.as_str());
+            let (style, word) = if rollback.succeeded {
+                (OK, "rolled back")
+            } else {
+                (FAIL, "rollback failed")
+            };
+            anstream::println!(
+                "\n{BOLD}rollback of {name}{BOLD:#} {style}{word}{style:#} {} ms",
+                rollback.duration_ms
+            );
+            if let Some(output) = &rollback.output {
+                anstream::println!("  output: {output}");
+            }
+            if let Some(error) = &rollback.error {
+                anstream::println!("  error:  {error}");
             }
         }
         Ok(exit::SUCCESS)

@@ -1,30 +1,34 @@
 //! Running a runbook: load and grant-check every plugin before anything runs, then each
 //! step in order in its own store and transaction, recording everything durably.
 
+mod approval;
+mod lease;
 mod plan;
 mod report;
+mod rollback;
+mod step;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+pub use approval::{Groups, may_approve};
 pub use plan::Plan;
-pub use report::{RunReport, StepReport};
+pub use report::{AwaitingApproval, RollbackReport, RunReport, StepReport};
 
-use crate::capability::{EffectSession, RunBudget, Services};
-use crate::grant::{AnalysisCache, Capability, Grants};
+use approval::Gate;
+use rollback::rollback_state;
+
+use crate::capability::{RunBudget, Services};
+use crate::grant::{AnalysisCache, Capability};
 use crate::plugin::PluginDirectory;
-use crate::runbook::Templates;
-use crate::runbook::{Runbook, Step};
-use crate::runtime::{
-    DbSession, Fault, LoadedPlugin, PluginOutcome, Runtime, RuntimeError, StepContext, StepLimits,
-    StepState,
-};
+use crate::runbook::{OnFailure, Runbook, Step, Templates};
+use crate::runtime::{LoadedPlugin, Runtime, RuntimeError, StepLimits};
 use crate::state::{
-    CallRecord, LogLine, NewAuditEntry, NewRun, RunStatus, StateError, StateStore, StepOutcome,
-    StepStart, StepStatus,
+    LogLine, NewAuditEntry, NewRun, RunState, RunStatus, StateError, StateStore, StepRecord,
+    StepStatus,
 };
 use crate::target::{StepTransaction, TargetDb, TargetError};
 
@@ -49,6 +53,24 @@ pub enum ExecError {
     State(#[from] StateError),
     #[error("target database: {0}")]
     Target(#[from] TargetError),
+    #[error(
+        "runbook `{runbook}` is already running with concurrency key {key:?}: run {run_id} (resume it, or roll it back, before starting another)"
+    )]
+    Concurrent {
+        runbook: String,
+        key: String,
+        run_id: String,
+    },
+    #[error("no run `{0}`")]
+    NoSuchRun(String),
+    #[error(
+        "run {run_id} was started from a different version of runbook `{runbook}`; it can only be continued with the runbook it started with"
+    )]
+    RunbookChanged { run_id: String, runbook: String },
+    #[error("run {run_id} cannot be resumed: {reason}")]
+    NotResumable { run_id: String, reason: String },
+    #[error("step `{step}`: approver group `{group}` is not defined in runbook.toml (`[groups]`)")]
+    UnknownGroup { step: String, group: String },
 }
 
 impl ExecError {
@@ -58,11 +80,22 @@ impl ExecError {
     }
 }
 
-/// Progress callbacks for a terminal or a log.
+/// Progress callbacks for a terminal or a log, and the person at the terminal.
 pub trait RunObserver {
     fn run_started(&mut self, _run_id: &str, _runbook: &Runbook) {}
     fn step_started(&mut self, _index: usize, _step: &Step) {}
     fn step_finished(&mut self, _index: usize, _report: &StepReport) {}
+    /// An approval step needs a decision. `eligible` says whether `actor` may give it
+    /// (and if not, why). `None`: nobody here can or will decide; the run pauses.
+    fn ask_approval(
+        &mut self,
+        _step: &Step,
+        _request: &crate::state::ApprovalRequest,
+        _actor: &str,
+        _eligible: Result<(), String>,
+    ) -> Option<(crate::state::Decision, Option<String>)> {
+        None
+    }
 }
 
 /// An observer that shows nothing.
@@ -81,32 +114,27 @@ pub struct Executor<'a> {
     /// Plan instead of act: database writes are rolled back at the end of the run,
     /// Stripe and webhook writes and emails are recorded, not sent.
     pub dry_run: bool,
-}
-
-/// What one attempt of a step produced.
-struct Attempt {
-    status: StepStatus,
-    output: Option<Value>,
-    error: Option<String>,
-    /// A fault (trap, timeout) rather than an answer: worth another attempt.
-    retryable: bool,
-    logs: Vec<LogLine>,
-    audit: Vec<NewAuditEntry>,
-    calls: Vec<CallRecord>,
-    /// The dry run's transaction, handed back to the run.
-    tx: Option<StepTransaction>,
+    /// Approver groups from `runbook.toml`.
+    pub groups: Groups,
+    /// How long a run's lease lasts without a heartbeat before it counts as interrupted.
+    pub lease_ttl: Duration,
 }
 
 /// Per-run things every step shares.
-struct RunScope<'r> {
-    run_id: &'r str,
-    operator: &'r str,
+pub(crate) struct RunScope {
+    run_id: String,
+    /// Who started the run.
+    operator: String,
+    /// Who is acting in this process (the operator, or whoever resumed the run).
+    actor: String,
+    dry_run: bool,
     budget: Arc<RunBudget>,
     /// Dry run only: the one transaction all steps write in, rolled back at the end.
     dry_tx: Option<StepTransaction>,
 }
 
 impl Executor<'_> {
+    /// Starts a new run of `runbook` and drives it until it finishes or pauses.
     pub async fn execute(
         &self,
         runbook: &Runbook,
@@ -115,15 +143,26 @@ impl Executor<'_> {
         observer: &mut dyn RunObserver,
     ) -> Result<RunReport, ExecError> {
         let params = runbook.resolve_params(given).map_err(ExecError::Params)?;
+        self.check_groups(runbook)?;
         let loaded = self.load_plugins(runbook, operator).await?;
+        let concurrency_key = match &runbook.concurrency_key {
+            Some(template) => Some(
+                self.templates
+                    .render_string(template, &json!({ "params": params }))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .map_err(|e| ExecError::Params(vec![format!("concurrency_key: {e}")]))?,
+            ),
+            None => None,
+        };
 
         let run_id = uuid::Uuid::now_v7().to_string();
-        let started = Instant::now();
+        let lease = lease::new_lease(self.lease_ttl);
         let dry_tx = match (&self.target, self.dry_run) {
             (Some(target), true) => Some(target.begin().await?),
             _ => None,
         };
-        self.state
+        let created = self
+            .state
             .create_run(&NewRun {
                 id: run_id.clone(),
                 runbook: runbook.name.clone(),
@@ -132,53 +171,294 @@ impl Executor<'_> {
                 operator: operator.to_string(),
                 started_at: chrono::Utc::now(),
                 dry_run: self.dry_run,
+                concurrency_key: concurrency_key.clone(),
+                lease: Some(lease.clone()),
             })
-            .await?;
+            .await;
+        if let Err(StateError::ConcurrentRun {
+            run_id: holder,
+            key,
+        }) = created
+        {
+            return Err(ExecError::Concurrent {
+                runbook: runbook.name.clone(),
+                key,
+                run_id: holder,
+            });
+        }
+        created?;
         self.state
             .append_audit(&[run_audit(
                 &run_id,
                 operator,
                 "run.started",
                 &runbook.name,
-                json!({ "params": params, "dry_run": self.dry_run }),
+                json!({ "params": params, "dry_run": self.dry_run, "concurrency_key": concurrency_key }),
             )])
             .await?;
         observer.run_started(&run_id, runbook);
-
-        let mut scope = RunScope {
-            run_id: &run_id,
-            operator,
+        let scope = RunScope {
+            run_id,
+            operator: operator.to_string(),
+            actor: operator.to_string(),
+            dry_run: self.dry_run,
             budget: Arc::new(RunBudget::default()),
             dry_tx,
         };
+        self.drive(runbook, scope, lease, params, Vec::new(), &loaded, observer)
+            .await
+    }
+
+    /// Continues a run that is paused for approval or was interrupted: completed steps
+    /// keep their outputs, a step that was in flight runs again (its effects answered
+    /// from the journal), and the rest run as usual.
+    pub async fn resume(
+        &self,
+        runbook: &Runbook,
+        run_id: &str,
+        actor: &str,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RunReport, ExecError> {
+        let detail = self
+            .state
+            .run(run_id)
+            .await?
+            .ok_or_else(|| ExecError::NoSuchRun(run_id.to_string()))?;
+        let record = &detail.run;
+        if record.runbook != runbook.name || record.runbook_digest != runbook.digest {
+            return Err(ExecError::RunbookChanged {
+                run_id: record.id.clone(),
+                runbook: record.runbook.clone(),
+            });
+        }
+        if record.dry_run {
+            return Err(ExecError::NotResumable {
+                run_id: record.id.clone(),
+                reason: "it is a dry run, whose database transaction ended with its process".into(),
+            });
+        }
+        self.check_groups(runbook)?;
+        let loaded = self.load_plugins(runbook, actor).await?;
+        let lease = lease::new_lease(self.lease_ttl);
+        self.state
+            .take_over(&record.id, &lease, chrono::Utc::now())
+            .await
+            .map_err(|e| match e {
+                StateError::RunNotRunning { run_id, status } => ExecError::NotResumable {
+                    run_id,
+                    reason: format!("it has already {status}"),
+                },
+                other => ExecError::State(other),
+            })?;
+        self.state
+            .append_audit(&[run_audit(
+                &record.id,
+                actor,
+                "run.resumed",
+                &runbook.name,
+                json!({ "state": detail.state }),
+            )])
+            .await?;
+        observer.run_started(&record.id, runbook);
+        let params = match &record.params {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        let scope = RunScope {
+            run_id: record.id.clone(),
+            operator: record.operator.clone(),
+            actor: actor.to_string(),
+            dry_run: false,
+            budget: Arc::new(RunBudget::default()),
+            dry_tx: None,
+        };
+        self.drive(
+            runbook,
+            scope,
+            lease,
+            params,
+            detail.steps,
+            &loaded,
+            observer,
+        )
+        .await
+    }
+
+    /// Rolls back the completed steps of a finished (or abandoned) run, newest first.
+    pub async fn roll_back_run(
+        &self,
+        runbook: &Runbook,
+        run_id: &str,
+        actor: &str,
+    ) -> Result<RunReport, ExecError> {
+        let detail = self
+            .state
+            .run(run_id)
+            .await?
+            .ok_or_else(|| ExecError::NoSuchRun(run_id.to_string()))?;
+        let record = &detail.run;
+        if record.runbook != runbook.name || record.runbook_digest != runbook.digest {
+            return Err(ExecError::RunbookChanged {
+                run_id: record.id.clone(),
+                runbook: record.runbook.clone(),
+            });
+        }
+        let loaded = self.load_plugins(runbook, actor).await?;
+        let lease = lease::new_lease(self.lease_ttl);
+        let unfinished = record.status == RunStatus::Running;
+        if unfinished {
+            self.state
+                .take_over(&record.id, &lease, chrono::Utc::now())
+                .await?;
+        }
+        let scope = RunScope {
+            run_id: record.id.clone(),
+            operator: record.operator.clone(),
+            actor: actor.to_string(),
+            dry_run: false,
+            budget: Arc::new(RunBudget::default()),
+            dry_tx: None,
+        };
+        let started = Instant::now();
+        let context = context_from(&record.params, &detail.steps, &scope, runbook);
+        let mut scope = scope;
+        let rollbacks = self
+            .roll_back(&mut scope, runbook, &loaded, runbook.steps.len(), &context)
+            .await?;
+        let state = rollback_state(&rollbacks).unwrap_or(RunState::RolledBack);
+        let message = format!("rolled back on demand by {actor}");
+        if unfinished {
+            self.state
+                .finish_run(&record.id, RunStatus::Failed, Some(&message))
+                .await?;
+            self.state.release_lease(&record.id, &lease.owner).await?;
+        }
+        self.state.set_rollback_status(&record.id, state).await?;
+        self.state
+            .append_audit(&[run_audit(
+                &record.id,
+                actor,
+                "run.rolled_back",
+                &runbook.name,
+                json!({ "state": state, "steps": rollbacks.iter().map(|r| &r.step).collect::<Vec<_>>() }),
+            )])
+            .await?;
+        let detail = self
+            .state
+            .run(&record.id)
+            .await?
+            .ok_or_else(|| ExecError::NoSuchRun(record.id.clone()))?;
+        Ok(RunReport {
+            run_id: record.id.clone(),
+            runbook: runbook.name.clone(),
+            status: detail.run.status,
+            state,
+            error: detail.run.error.clone(),
+            duration_ms: started.elapsed().as_millis() as i64,
+            dry_run: false,
+            steps: detail
+                .steps
+                .iter()
+                .map(|r| StepReport::from_record(&runbook.steps[r.index as usize], r))
+                .collect(),
+            rollbacks,
+            awaiting: None,
+            plan: None,
+        })
+    }
+
+    /// The step loop shared by new and resumed runs.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive(
+        &self,
+        runbook: &Runbook,
+        mut scope: RunScope,
+        lease: crate::state::Lease,
+        params: Map<String, Value>,
+        prior: Vec<StepRecord>,
+        loaded: &HashMap<String, LoadedPlugin>,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RunReport, ExecError> {
+        let started = Instant::now();
+        let heartbeat = lease::Heartbeat::start(
+            self.state.clone(),
+            scope.run_id.clone(),
+            lease.clone(),
+            self.lease_ttl,
+        );
         let mut context = json!({
             "params": params,
             "steps": {},
-            "run": { "id": run_id, "dry_run": self.dry_run, "operator": operator, "attempt": 1 },
+            "run": {
+                "id": scope.run_id,
+                "dry_run": scope.dry_run,
+                "operator": scope.operator,
+                "attempt": 1,
+            },
         });
         let mut reports = Vec::with_capacity(runbook.steps.len());
         let mut failure = None;
+        let mut failed_at = None;
+        let mut awaiting = None;
         for (index, step) in runbook.steps.iter().enumerate() {
+            let earlier = prior.iter().find(|r| r.index == index as i64);
+            if let Some(record) = earlier
+                && record.status != StepStatus::Running
+            {
+                // Finished before this process took the run over: it is not run again.
+                let report = StepReport::from_record(step, record);
+                observer.step_finished(index, &report);
+                context["steps"][&step.id] = json!({
+                    "output": report.output.clone().unwrap_or(Value::Null),
+                    "status": report.status,
+                });
+                reports.push(report);
+                continue;
+            }
             observer.step_started(index, step);
-            let report = self
-                .run_step(&mut scope, index, step, &loaded, &mut context)
-                .await?;
+            let report = if let Some(approval) = &step.approval {
+                match self
+                    .approval_step(
+                        &mut scope,
+                        index,
+                        step,
+                        approval,
+                        &context,
+                        earlier.is_some(),
+                        observer,
+                    )
+                    .await?
+                {
+                    Gate::Open(report) => report,
+                    Gate::Waiting(pending) => {
+                        awaiting = Some(pending);
+                        break;
+                    }
+                }
+            } else {
+                self.run_step(&mut scope, index, step, loaded, &mut context, earlier)
+                    .await?
+            };
             observer.step_finished(index, &report);
+            failpoint_after_step(&step.id);
             context["steps"][&step.id] = json!({
                 "output": report.output.clone().unwrap_or(Value::Null),
                 "status": report.status,
             });
             let failed = report.status == StepStatus::Failed;
-            if failed {
-                failure = Some(format!(
-                    "step `{}` failed: {}",
-                    step.id,
-                    report.error.clone().unwrap_or_default()
-                ));
-            }
+            let error = report.error.clone().unwrap_or_default();
             reports.push(report);
             if failed {
-                break;
+                match step.on_failure {
+                    OnFailure::Continue => continue,
+                    OnFailure::Abort | OnFailure::Rollback => {
+                        failure = Some(format!("step `{}` failed: {error}", step.id));
+                        if step.on_failure == OnFailure::Rollback {
+                            failed_at = Some(index);
+                        }
+                        break;
+                    }
+                }
             }
         }
 
@@ -190,66 +470,135 @@ impl Executor<'_> {
                 "the dry run's transaction could not be rolled back: {e}"
             ));
         }
+        if let Some(pending) = awaiting {
+            heartbeat.stop();
+            self.state
+                .release_lease(&scope.run_id, &lease.owner)
+                .await?;
+            return Ok(RunReport {
+                run_id: scope.run_id.clone(),
+                runbook: runbook.name.clone(),
+                status: RunStatus::Running,
+                state: RunState::AwaitingApproval,
+                error: None,
+                duration_ms: started.elapsed().as_millis() as i64,
+                dry_run: scope.dry_run,
+                steps: reports,
+                rollbacks: Vec::new(),
+                awaiting: Some(pending),
+                plan: None,
+            });
+        }
+        let rollbacks = match failed_at {
+            Some(index) if !scope.dry_run => {
+                self.roll_back(&mut scope, runbook, loaded, index, &context)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
         let status = if failure.is_some() {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
         };
+        heartbeat.stop();
         self.state
-            .finish_run(&run_id, status, failure.as_deref())
+            .finish_run(&scope.run_id, status, failure.as_deref())
+            .await?;
+        let rolled = rollback_state(&rollbacks);
+        if let Some(state) = rolled {
+            self.state.set_rollback_status(&scope.run_id, state).await?;
+        }
+        self.state
+            .release_lease(&scope.run_id, &lease.owner)
             .await?;
         self.state
             .append_audit(&[run_audit(
-                &run_id,
-                operator,
+                &scope.run_id,
+                &scope.actor,
                 "run.finished",
                 &runbook.name,
-                json!({ "status": status, "error": failure, "dry_run": self.dry_run }),
+                json!({ "status": status, "error": failure, "dry_run": scope.dry_run, "rollback": rolled }),
             )])
             .await?;
-        let plan = if self.dry_run {
+        let plan = if scope.dry_run {
             let step_ids: Vec<String> = runbook.steps.iter().map(|s| s.id.clone()).collect();
-            Some(Plan::from_calls(
-                &self.state.calls(&run_id).await?,
-                &step_ids,
-            ))
+            let mut plan = Plan::from_calls(&self.state.calls(&scope.run_id).await?, &step_ids);
+            plan.approvals = reports
+                .iter()
+                .filter(|r| r.plugin.is_empty())
+                .map(|r| r.id.clone())
+                .collect();
+            Some(plan)
         } else {
             None
         };
         Ok(RunReport {
-            run_id,
+            run_id: scope.run_id.clone(),
             runbook: runbook.name.clone(),
             status,
+            state: rolled.unwrap_or(match status {
+                RunStatus::Succeeded => RunState::Succeeded,
+                _ => RunState::Failed,
+            }),
             error: failure,
             duration_ms: started.elapsed().as_millis() as i64,
-            dry_run: self.dry_run,
+            dry_run: scope.dry_run,
             steps: reports,
+            rollbacks,
+            awaiting: None,
             plan,
         })
     }
 
-    /// Loads every plugin the runbook uses and compares each step's grant with what the
-    /// component really imports. A refusal is audited and stops the run before it starts.
+    /// Every `group:<name>` an approval names must exist in `runbook.toml`.
+    fn check_groups(&self, runbook: &Runbook) -> Result<(), ExecError> {
+        for step in &runbook.steps {
+            let Some(approval) = &step.approval else {
+                continue;
+            };
+            for approver in &approval.approvers {
+                if let Some(group) = approver.strip_prefix("group:")
+                    && !self.groups.contains_key(group)
+                {
+                    return Err(ExecError::UnknownGroup {
+                        step: step.id.clone(),
+                        group: group.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads every plugin the runbook uses (rollback plugins too) and compares each
+    /// step's grant with what the component really imports. A refusal is audited and
+    /// stops the run before it starts.
     async fn load_plugins(
         &self,
         runbook: &Runbook,
         operator: &str,
     ) -> Result<HashMap<String, LoadedPlugin>, ExecError> {
         let mut loaded: HashMap<String, LoadedPlugin> = HashMap::new();
-        for step in &runbook.steps {
-            if !loaded.contains_key(&step.plugin) {
-                let entry =
-                    self.plugins
-                        .get(&step.plugin)
-                        .ok_or_else(|| ExecError::MissingPlugin {
-                            step: step.id.clone(),
-                            plugin: step.plugin.clone(),
-                        })?;
-                let plugin = self.runtime.load(&step.plugin, &entry.wasm_path)?;
-                loaded.insert(step.plugin.clone(), plugin);
+        let uses = runbook.steps.iter().flat_map(|step| {
+            let main = (!step.plugin.is_empty()).then_some((step, &step.plugin, &step.grants));
+            let undo = step.rollback.as_ref().map(|r| (step, &r.plugin, &r.grants));
+            main.into_iter().chain(undo)
+        });
+        for (step, name, grants) in uses {
+            if !loaded.contains_key(name) {
+                let entry = self
+                    .plugins
+                    .get(name)
+                    .ok_or_else(|| ExecError::MissingPlugin {
+                        step: step.id.clone(),
+                        plugin: name.clone(),
+                    })?;
+                let plugin = self.runtime.load(name, &entry.wasm_path)?;
+                loaded.insert(name.clone(), plugin);
             }
-            let plugin = &loaded[&step.plugin];
-            let ungranted = plugin.ungranted_imports(&step.grants);
+            let plugin = &loaded[name];
+            let ungranted = plugin.ungranted_imports(grants);
             if !ungranted.is_empty() {
                 let detail = json!({
                     "runbook": runbook.name,
@@ -263,345 +612,57 @@ impl Executor<'_> {
                         actor: operator.to_string(),
                         run_id: None,
                         step_id: Some(step.id.clone()),
-                        plugin: Some(step.plugin.clone()),
+                        plugin: Some(name.clone()),
                         plugin_digest: Some(plugin.digest.clone()),
                         action: "plugin.refused".into(),
-                        target: format!("plugin:{}", step.plugin),
+                        target: format!("plugin:{name}"),
                         detail: detail.to_string(),
                     }])
                     .await?;
                 return Err(ExecError::Refused {
                     step: step.id.clone(),
-                    plugin: step.plugin.clone(),
+                    plugin: name.clone(),
                     interfaces: ungranted,
                 });
             }
         }
         Ok(loaded)
     }
+}
 
-    async fn run_step(
-        &self,
-        scope: &mut RunScope<'_>,
-        index: usize,
-        step: &Step,
-        loaded: &HashMap<String, LoadedPlugin>,
-        context: &mut Value,
-    ) -> Result<StepReport, ExecError> {
-        let plugin = &loaded[&step.plugin];
-        let started = Instant::now();
-        let started_at = chrono::Utc::now();
-        let mut report = StepReport::new(step, plugin);
-
-        // Templates are checked at load; a failure here is about run-time data (say, a
-        // missing key in an earlier output), so it fails the step, not the process.
-        context["run"]["attempt"] = json!(1);
-        let prepared = self.prepare(step, context);
-        let input = match &prepared {
-            Ok(Some((input, _))) => input.clone(),
-            _ => Value::Null,
-        };
-        self.state
-            .start_step(
-                scope.run_id,
-                &StepStart {
-                    index: index as i64,
-                    step_id: step.id.clone(),
-                    plugin: step.plugin.clone(),
-                    plugin_digest: plugin.digest.clone(),
-                    input: input.clone(),
-                    started_at,
-                },
-            )
-            .await?;
-
-        let mut logs = Vec::new();
-        let mut audit = Vec::new();
-        let (mut status, mut output, mut error) = (StepStatus::Failed, None, None);
-        match prepared {
-            Err(message) => error = Some(message),
-            Ok(None) => status = StepStatus::Skipped,
-            Ok(Some((mut input, mut grants))) => {
-                for attempt in 1..=step.attempts.max(1) {
-                    if attempt > 1 {
-                        context["run"]["attempt"] = json!(attempt);
-                        match self.prepare(step, context) {
-                            Ok(Some((i, g))) => (input, grants) = (i, g),
-                            Ok(None) => break,
-                            Err(message) => {
-                                error = Some(message);
-                                break;
-                            }
-                        }
-                        logs.push(host_line(
-                            "warn",
-                            format!("attempt {attempt} of {}: the previous attempt faulted; effects it made are answered from the call journal", step.attempts),
-                        ));
-                    }
-                    report.attempts = attempt;
-                    let result = self
-                        .attempt(scope, index, step, plugin, &input, grants.clone(), attempt)
-                        .await;
-                    if let Err(e) = self.state.record_calls(scope.run_id, &result.calls).await {
-                        logs.push(host_line("error", format!("call journal: {e}")));
-                    }
-                    logs.extend(result.logs);
-                    audit.extend(result.audit);
-                    (status, output, error) = (result.status, result.output, result.error);
-                    if status == StepStatus::Succeeded || !result.retryable {
-                        break;
-                    }
-                }
-            }
-        }
-
-        let duration_ms = started.elapsed().as_millis() as i64;
-        let outcome = StepOutcome {
-            status,
-            output: output.clone(),
-            error: error.clone(),
-            logs,
-            finished_at: chrono::Utc::now(),
-            duration_ms,
-        };
-        self.state
-            .finish_step(scope.run_id, index as i64, &outcome, &audit)
-            .await?;
-        report.status = status;
-        report.output = output;
-        report.error = error;
-        report.duration_ms = duration_ms;
-        report.audit_records = audit.len();
-        Ok(report)
-    }
-
-    /// `Ok(None)`: the step's `when` is false. `Err`: its condition, input or a templated
-    /// grant did not render.
-    fn prepare(&self, step: &Step, context: &Value) -> Result<Option<(Value, Grants)>, String> {
-        if let Some(condition) = &step.when {
-            let run = self
-                .templates
-                .eval_condition(condition, context)
-                .map_err(|e| format!("`when` condition: {e}"))?;
-            if !run {
-                return Ok(None);
-            }
-        }
-        let input = self
-            .templates
-            .render_input(&step.input, context)
-            .map_err(|e| format!("input: {e}"))?;
-        let grants = self.render_grants(step, context)?;
-        Ok(Some((input, grants)))
-    }
-
-    /// Email recipients written as templates become the addresses earlier steps found.
-    fn render_grants(&self, step: &Step, context: &Value) -> Result<Grants, String> {
-        let mut grants = step.grants.clone();
-        let Some(email) = &mut grants.email else {
-            return Ok(grants);
-        };
-        let mut recipients = Vec::new();
-        for entry in &email.recipients {
-            if !entry.contains("{{") {
-                recipients.push(entry.clone());
-                continue;
-            }
-            let rendered = self
-                .templates
-                .render_string(entry, context)
-                .map_err(|e| format!("email recipients {entry:?}: {e}"))?;
-            let mut push = |v: &Value| match v.as_str() {
-                Some(s) if s.contains('@') && !s.contains('*') => {
-                    recipients.push(s.trim().to_lowercase());
-                    Ok(())
-                }
-                _ => Err(format!(
-                    "email recipients {entry:?} rendered {v}, which is not an email address (patterns cannot come from data)"
-                )),
-            };
-            match &rendered {
-                Value::Array(items) => items.iter().try_for_each(&mut push)?,
-                Value::Null => {}
-                other => push(other)?,
-            }
-        }
-        email.recipients = recipients;
-        Ok(grants)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt(
-        &self,
-        scope: &mut RunScope<'_>,
-        index: usize,
-        step: &Step,
-        plugin: &LoadedPlugin,
-        input: &Value,
-        grants: Grants,
-        attempt: u32,
-    ) -> Attempt {
-        let limits = StepLimits {
-            fuel: step.fuel.unwrap_or(self.limits.fuel),
-            memory_bytes: step
-                .memory_mb
-                .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
-            timeout: step.timeout.unwrap_or(self.limits.timeout),
-        };
-        // In a dry run every step writes inside the run's transaction, behind a savepoint
-        // so a failed step's writes go and the earlier steps' stay visible.
-        let mut tx = scope.dry_tx.take();
-        if let Some(t) = &mut tx
-            && let Err(e) = t.execute("SAVEPOINT runbook_step", &[]).await
-        {
-            return Attempt {
-                status: StepStatus::Failed,
-                output: None,
-                error: Some(format!("dry run: savepoint: {e}")),
-                retryable: false,
-                logs: Vec::new(),
-                audit: Vec::new(),
-                calls: Vec::new(),
-                tx,
-            }
-            .hand_back(scope);
-        }
-        let state = StepState::new(
-            Arc::new(StepContext {
-                run_id: scope.run_id.to_string(),
-                step_id: step.id.clone(),
-                plugin: step.plugin.clone(),
-                plugin_digest: plugin.digest.clone(),
-                operator: scope.operator.to_string(),
-            }),
-            Arc::new(grants),
-            DbSession {
-                target: self.target.clone(),
-                tx,
-                analysis: self.analysis.clone(),
-                poisoned: None,
-            },
-            EffectSession::new(
-                self.services.clone(),
-                self.state.clone(),
-                scope.budget.clone(),
-                self.dry_run,
-                index as i64,
-                i64::from(attempt),
-            ),
-            limits.memory_bytes,
-        );
-        let (outcome, mut state) = self
-            .runtime
-            .invoke(plugin, state, &input.to_string(), limits)
-            .await;
-        let mut retryable = false;
-        let (mut status, output, mut error) = match outcome {
-            PluginOutcome::Returned(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(value) => (StepStatus::Succeeded, Some(value), None),
-                Err(e) => (
-                    StepStatus::Failed,
-                    None,
-                    Some(format!("plugin returned invalid JSON: {e}")),
-                ),
-            },
-            PluginOutcome::Failed { code, message } => {
-                (StepStatus::Failed, None, Some(format!("{code}: {message}")))
-            }
-            PluginOutcome::Fault(fault) => {
-                retryable = matches!(
-                    fault,
-                    Fault::Timeout { .. } | Fault::Panic { .. } | Fault::Trap { .. }
-                );
-                (StepStatus::Failed, None, Some(format!("plugin {fault}")))
-            }
-        };
-
-        let mut tx = state.db.tx.take();
-        if self.dry_run {
-            if let Some(t) = &mut tx {
-                let sql = if status == StepStatus::Succeeded {
-                    "RELEASE SAVEPOINT runbook_step"
-                } else {
-                    "ROLLBACK TO SAVEPOINT runbook_step"
-                };
-                if let Err(e) = t.execute(sql, &[]).await {
-                    status = StepStatus::Failed;
-                    error = Some(format!("dry run: {sql}: {e}"));
-                }
-            }
-        } else if let Some(t) = tx.take() {
-            // The step's writes stand or fall with the step.
-            let result = if status == StepStatus::Succeeded {
-                t.commit().await
-            } else {
-                t.rollback().await
-            };
-            if let Err(e) = result {
-                status = StepStatus::Failed;
-                error = Some(format!("database transaction could not be finished: {e}"));
-            }
-        }
-        capture_output(&mut state, "stdout");
-        capture_output(&mut state, "stderr");
-        if state.record.dropped_logs > 0 {
-            let dropped = state.record.dropped_logs;
-            state.record.logs.push(host_line(
-                "warn",
-                format!("{dropped} further log lines were dropped"),
-            ));
-        }
-        let mut audit = std::mem::take(&mut state.record.audit);
-        if self.dry_run {
-            // A dry run changed nothing, so it has nothing to attest to but refusals.
-            for entry in audit.iter().filter(|e| e.action != "capability.denied") {
-                state.record.logs.push(host_line(
-                    "info",
-                    format!("dry run: would audit {} on {}", entry.action, entry.target),
-                ));
-            }
-            audit.retain(|e| e.action == "capability.denied");
-        }
-        let output = if status == StepStatus::Succeeded {
-            output
-        } else {
-            None
-        };
-        Attempt {
-            status,
-            output,
-            error,
-            retryable,
-            logs: std::mem::take(&mut state.record.logs),
-            audit,
-            calls: std::mem::take(&mut state.effects.pending),
-            tx,
-        }
-        .hand_back(scope)
+/// Crash-safety failpoint: `RUNBOOK_FAILPOINT=after-step:<id>` kills the process the
+/// moment step `<id>` is recorded, as a power cut would, so tests (and operators
+/// rehearsing recovery) can check that `runbook resume` continues with the next step.
+fn failpoint_after_step(step_id: &str) {
+    if let Ok(point) = std::env::var("RUNBOOK_FAILPOINT")
+        && point.strip_prefix("after-step:") == Some(step_id)
+    {
+        eprintln!("failpoint {point}: aborting");
+        std::process::abort();
     }
 }
 
-impl Attempt {
-    /// Returns the dry run's transaction to the run for the next step.
-    fn hand_back(mut self, scope: &mut RunScope<'_>) -> Attempt {
-        if let Some(tx) = self.tx.take() {
-            scope.dry_tx = Some(tx);
+/// The template context of a run whose steps ran (partly) in another process.
+fn context_from(
+    params: &Value,
+    steps: &[StepRecord],
+    scope: &RunScope,
+    runbook: &Runbook,
+) -> Value {
+    let mut context = json!({
+        "params": params,
+        "steps": {},
+        "run": { "id": scope.run_id, "dry_run": false, "operator": scope.operator, "attempt": 1 },
+    });
+    for record in steps {
+        if let Some(step) = runbook.steps.get(record.index as usize) {
+            context["steps"][&step.id] = json!({
+                "output": record.output.clone().unwrap_or(Value::Null),
+                "status": record.status,
+            });
         }
-        self
     }
-}
-
-fn capture_output(state: &mut StepState, stream: &str) {
-    let text = if stream == "stdout" {
-        state.stdout()
-    } else {
-        state.stderr()
-    };
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut log = host_line("info", line.to_string());
-        log.stream = stream.to_string();
-        state.record.logs.push(log);
-    }
+    context
 }
 
 fn host_line(level: &str, message: String) -> LogLine {

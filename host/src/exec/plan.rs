@@ -17,6 +17,8 @@ pub struct Plan {
     pub emails: Vec<PlannedEmail>,
     /// Calls the grants refused during the dry run: they would be refused for real too.
     pub denied: Vec<PlannedCall>,
+    /// Approval steps a real run would stop at.
+    pub approvals: Vec<String>,
 }
 
 /// Rows one statement changed (inside the rolled-back transaction), per table it writes.

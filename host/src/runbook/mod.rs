@@ -1,6 +1,7 @@
 //! Runbook files: reading a TOML runbook, validating it against the installed plugins,
 //! and the templating its steps use at run time.
 
+mod control;
 pub mod diagnostic;
 pub mod model;
 pub(crate) mod raw;
@@ -13,7 +14,9 @@ mod tests;
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use model::{Param, ParamKind, Runbook, Step};
+pub use model::{
+    Approval, Backoff, OnFailure, OnTimeout, Param, ParamKind, RetryPolicy, Rollback, Runbook, Step,
+};
 pub use template::{TemplateError, Templates};
 
 use crate::plugin::manifest::PluginCatalog;

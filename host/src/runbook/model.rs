@@ -20,6 +20,9 @@ pub struct Runbook {
     pub source: String,
     /// SHA-256 (hex) of the file text, so a run record names exactly what was run.
     pub digest: String,
+    /// A template over `params`: while a run with the same rendered key is unfinished,
+    /// another is refused.
+    pub concurrency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,9 +54,14 @@ pub struct Step {
     pub timeout: Option<Duration>,
     pub memory_mb: Option<u64>,
     pub fuel: Option<u64>,
-    /// How many times the step may run when its plugin faults (traps, times out). A
-    /// re-run's effects already made are answered from the call journal, not repeated.
-    pub attempts: u32,
+    /// How often and when the step is re-run after a transient failure. A re-run's
+    /// effects already made are answered from the call journal, not repeated.
+    pub retry: RetryPolicy,
+    /// A human gate instead of a plugin (`plugin` is empty then).
+    pub approval: Option<Approval>,
+    pub on_failure: OnFailure,
+    /// How to undo the step once it succeeded, if it can be undone.
+    pub rollback: Option<Rollback>,
     /// Always a JSON object; strings in it may be templates, rendered at run time.
     pub input: Value,
     pub grants: Grants,
@@ -216,4 +224,97 @@ fn describe_json(v: &Value) -> String {
         Value::Array(_) => "an array".to_string(),
         Value::Object(_) => "an object".to_string(),
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    /// Runs in all, counting the first.
+    pub attempts: u32,
+    pub backoff: Backoff,
+    /// Wait before the second attempt.
+    pub delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 1,
+            backoff: Backoff::Exponential,
+            delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `next` (2 for the first retry): capped, with jitter so
+    /// retries of many runs do not arrive together.
+    pub fn delay_before(&self, next: u32) -> Duration {
+        let base = match self.backoff {
+            Backoff::Fixed => self.delay,
+            Backoff::Exponential => self
+                .delay
+                .saturating_mul(1u32 << next.saturating_sub(2).min(16)),
+        }
+        .min(self.max_delay);
+        // Equal jitter: at least half the delay, at most all of it.
+        base / 2 + base.mul_f64(fastrand::f64() / 2.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backoff {
+    Fixed,
+    Exponential,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Undo the completed steps in reverse order (the default).
+    Rollback,
+    /// Record the failure and go on with the next step.
+    Continue,
+    /// Stop without undoing anything.
+    Abort,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    /// A template over params and earlier outputs: what the approver is agreeing to.
+    pub message: String,
+    /// `name` or `group:<name>` (groups from `runbook.toml`).
+    pub approvers: Vec<String>,
+    /// Distinct approvals needed.
+    pub required: u32,
+    /// Whether the operator who started the run may approve it.
+    pub allow_self: bool,
+    pub timeout: Option<Duration>,
+    pub on_timeout: OnTimeout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    Reject,
+    Continue,
+}
+
+impl OnTimeout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Reject => "reject",
+            OnTimeout::Continue => "continue",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rollback {
+    pub plugin: String,
+    /// Extra input (templated); the host adds the step's input, output and call journal.
+    pub input: Value,
+    pub grants: Grants,
 }

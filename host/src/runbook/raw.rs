@@ -22,6 +22,7 @@ pub(crate) struct RawRunbook {
     pub name: Option<Spanned<String>>,
     pub description: Option<Spanned<String>>,
     pub params: Option<Spanned<BTreeMap<String, Spanned<RawParam>>>>,
+    pub concurrency_key: Option<Spanned<String>>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
 
@@ -44,6 +45,35 @@ pub(crate) struct RawStep {
     pub memory_mb: Option<Spanned<i64>>,
     pub fuel: Option<Spanned<i64>>,
     pub attempts: Option<Spanned<i64>>,
+    pub retry: Option<Spanned<RawRetry>>,
+    pub on_failure: Option<Spanned<String>>,
+    pub approval: Option<Spanned<RawApproval>>,
+    pub rollback: Option<Spanned<RawRollback>>,
+    pub input: Option<Spanned<toml::Table>>,
+    pub grants: Option<Spanned<RawGrants>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRetry {
+    pub attempts: Option<Spanned<i64>>,
+    pub backoff: Option<Spanned<String>>,
+    pub delay: Option<Spanned<String>>,
+    pub max_delay: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawApproval {
+    pub message: Option<Spanned<String>>,
+    pub approvers: Option<SpannedList>,
+    pub required: Option<Spanned<i64>>,
+    pub allow_self: Option<Spanned<bool>>,
+    pub timeout: Option<Spanned<String>>,
+    pub on_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRollback {
+    pub plugin: Option<Spanned<String>>,
     pub input: Option<Spanned<toml::Table>>,
     pub grants: Option<Spanned<RawGrants>>,
 }
@@ -107,7 +137,18 @@ pub(crate) struct RawManifestEmail {
     pub recipients: Option<SpannedList>,
 }
 
-pub(crate) const RUNBOOK_KEYS: &[&str] = &["name", "description", "params", "steps"];
+pub(crate) const RUNBOOK_KEYS: &[&str] =
+    &["name", "description", "params", "concurrency_key", "steps"];
+pub(crate) const RETRY_KEYS: &[&str] = &["attempts", "backoff", "delay", "max_delay"];
+pub(crate) const APPROVAL_KEYS: &[&str] = &[
+    "message",
+    "approvers",
+    "required",
+    "allow_self",
+    "timeout",
+    "on_timeout",
+];
+pub(crate) const ROLLBACK_KEYS: &[&str] = &["plugin", "input", "grants"];
 pub(crate) const PARAM_KEYS: &[&str] = &["type", "default", "required", "description"];
 pub(crate) const STEP_KEYS: &[&str] = &[
     "id",
@@ -118,6 +159,10 @@ pub(crate) const STEP_KEYS: &[&str] = &[
     "memory_mb",
     "fuel",
     "attempts",
+    "retry",
+    "on_failure",
+    "approval",
+    "rollback",
     "input",
     "grants",
 ];
@@ -162,6 +207,14 @@ pub(crate) fn runbook_keys_at(path: &[Seg]) -> &'static [&'static str] {
         ["steps", "grants", "stripe"] => STRIPE_KEYS,
         ["steps", "grants", "email"] => EMAIL_KEYS,
         ["steps", "grants", "webhook"] => WEBHOOK_KEYS,
+        ["steps", "retry"] => RETRY_KEYS,
+        ["steps", "approval"] => APPROVAL_KEYS,
+        ["steps", "rollback"] => ROLLBACK_KEYS,
+        ["steps", "rollback", "grants"] => GRANT_KEYS,
+        ["steps", "rollback", "grants", "db"] => DB_KEYS,
+        ["steps", "rollback", "grants", "stripe"] => STRIPE_KEYS,
+        ["steps", "rollback", "grants", "email"] => EMAIL_KEYS,
+        ["steps", "rollback", "grants", "webhook"] => WEBHOOK_KEYS,
         _ => &[],
     }
 }

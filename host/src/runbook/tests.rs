@@ -186,7 +186,10 @@ fn good_runbook_parses_to_the_expected_model() {
                 timeout: Some(Duration::from_secs(30)),
                 memory_mb: Some(64),
                 fuel: Some(1_000_000_000),
-                attempts: 1,
+                retry: RetryPolicy::default(),
+                approval: None,
+                on_failure: OnFailure::Rollback,
+                rollback: None,
                 input: json!({
                     "window_hours": "{{ params.window_hours }}",
                     "label": "account {{ params.account }}",
@@ -211,7 +214,10 @@ fn good_runbook_parses_to_the_expected_model() {
                 timeout: Some(Duration::from_millis(500)),
                 memory_mb: None,
                 fuel: None,
-                attempts: 1,
+                retry: RetryPolicy::default(),
+                approval: None,
+                on_failure: OnFailure::Rollback,
+                rollback: None,
                 input: json!({"found": "{{ steps.assess.output }}"}),
                 grants: Grants {
                     webhook: None,
@@ -233,6 +239,7 @@ fn good_runbook_parses_to_the_expected_model() {
         ],
         source: "good.toml".into(),
         digest: hex::encode(Sha256::digest(GOOD.as_bytes())),
+        concurrency_key: None,
     };
     assert_eq!(rb, expected);
     assert_eq!(rb.digest.len(), 64);
@@ -607,7 +614,7 @@ fuel = 0
 [[steps]]
 id = "s2"
 plugin = "echo"
-timeout = "5h"
+timeout = "5w"
 memory_mb = 5000
 fuel = -3
 [[steps]]
@@ -641,7 +648,7 @@ timeout = "0s"
             (
                 21,
                 11,
-                "invalid timeout \"5h\": unknown unit `h`".to_string()
+                "invalid timeout \"5w\": unknown unit `w`".to_string()
             ),
             (
                 22,
@@ -1238,5 +1245,130 @@ fn every_prefix_of_a_good_file_fails_cleanly_or_parses() {
             let out = d.render(false);
             assert!(out.contains("p.toml"), "{out}");
         }
+    }
+}
+
+#[test]
+fn approval_retry_and_rollback_parse_to_the_model() {
+    let text = format!(
+        r#"{HEAD}concurrency_key = "{{{{ params.org }}}}"
+[params.org]
+type = "integer"
+[[steps]]
+id = "reset"
+plugin = "quota-reset"
+on_failure = "abort"
+[steps.retry]
+attempts = 3
+backoff = "fixed"
+delay = "2s"
+[steps.grants.db]
+select = ["usage_quotas"]
+update = ["usage_quotas"]
+[steps.rollback]
+plugin = "quota-reset"
+[steps.rollback.input]
+mode = "restore"
+[steps.rollback.grants.db]
+select = ["usage_quotas"]
+update = ["usage_quotas"]
+[[steps]]
+id = "approve"
+[steps.approval]
+message = "Reset done for {{{{ params.org }}}}"
+approvers = ["group:leads", "alice"]
+required = 2
+timeout = "24h"
+on_timeout = "continue"
+"#
+    );
+    let rb = parse_runbook("c.toml", &text, &catalog()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(rb.concurrency_key.as_deref(), Some("{{ params.org }}"));
+    let reset = &rb.steps[0];
+    assert_eq!(reset.on_failure, OnFailure::Abort);
+    assert_eq!(
+        reset.retry,
+        RetryPolicy {
+            attempts: 3,
+            backoff: Backoff::Fixed,
+            delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(30),
+        }
+    );
+    let rollback = reset.rollback.as_ref().unwrap();
+    assert_eq!(rollback.plugin, "quota-reset");
+    assert_eq!(rollback.input, json!({ "mode": "restore" }));
+    let approve = &rb.steps[1];
+    assert!(approve.plugin.is_empty());
+    let approval = approve.approval.as_ref().unwrap();
+    assert_eq!(approval.approvers, ["group:leads", "alice"]);
+    assert_eq!(approval.required, 2);
+    assert!(!approval.allow_self);
+    assert_eq!(approval.timeout, Some(Duration::from_secs(86_400)));
+    assert_eq!(approval.on_timeout, OnTimeout::Continue);
+}
+
+#[test]
+fn control_flow_mistakes_are_reported() {
+    let errs = errors(&format!(
+        r#"{HEAD}[[steps]]
+id = "a"
+plugin = "echo"
+on_failure = "ignore"
+attempts = 0
+[[steps]]
+id = "gate"
+plugin = "echo"
+[steps.approval]
+approvers = []
+[[steps]]
+id = "b"
+plugin = "echo"
+[steps.rollback]
+plugin = "nope"
+"#
+    ));
+    let messages: Vec<&str> = errs.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert!(
+        messages.contains(&"invalid on_failure \"ignore\""),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"`attempts` must be between 1 and 10, found 0"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"step \"gate\" is an approval step and cannot also run a plugin"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"an approval needs a `message`"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"an approval needs `approvers`"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"unknown plugin \"nope\""),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn retry_delays_grow_are_capped_and_jittered() {
+    let policy = RetryPolicy {
+        attempts: 5,
+        backoff: Backoff::Exponential,
+        delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(300),
+    };
+    for _ in 0..50 {
+        let second = policy.delay_before(2);
+        assert!((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&second));
+        let third = policy.delay_before(3);
+        assert!((Duration::from_millis(100)..=Duration::from_millis(200)).contains(&third));
+        let fifth = policy.delay_before(5);
+        assert!((Duration::from_millis(150)..=Duration::from_millis(300)).contains(&fifth));
     }
 }

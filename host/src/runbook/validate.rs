@@ -12,8 +12,8 @@ use toml::de::DeTable;
 use super::diagnostic::Diagnostics;
 use super::model::{Param, ParamKind, Runbook, Step};
 use super::raw::{
-    RawDb, RawEmail, RawParam, RawRunbook, RawStep, RawStripe, RawWebhook, Seg, Span, SpannedList,
-    closest, key_span, value_span,
+    RawDb, RawEmail, RawGrants, RawParam, RawRunbook, RawStep, RawStripe, RawWebhook, Seg, Span,
+    SpannedList, closest, key_span, value_span,
 };
 use super::template::Templates;
 use crate::grant::{DbGrant, EmailGrant, Grants, StatementKind, StripeGrant, WebhookGrant};
@@ -22,11 +22,11 @@ use crate::plugin::manifest::PluginCatalog;
 const MEMORY_MB_MAX: i64 = 4096;
 
 /// Everything validation of one runbook needs to look things up.
-struct Ctx<'a> {
-    tree: &'a DeTable<'a>,
-    plugins: &'a dyn PluginCatalog,
-    templates: &'a Templates,
-    params: BTreeSet<String>,
+pub(super) struct Ctx<'a> {
+    pub(super) tree: &'a DeTable<'a>,
+    pub(super) plugins: &'a dyn PluginCatalog,
+    pub(super) templates: &'a Templates,
+    pub(super) params: BTreeSet<String>,
     /// Position of each step id (first occurrence), for "runs later" checks.
     step_positions: HashMap<String, usize>,
 }
@@ -102,6 +102,32 @@ pub(crate) fn runbook(
         steps.push(step(i, raw_step, &ctx, diags));
     }
 
+    let concurrency_key = raw.concurrency_key.as_ref().map(|key| {
+        let refs = RefSite {
+            position: 0,
+            id: "",
+        };
+        match ctx.templates.string_references(key.get_ref()) {
+            Ok(Some(vars)) => {
+                if vars.iter().any(|v| !v.starts_with("params")) {
+                    diags.error_with_help(
+                        key.span(),
+                        "`concurrency_key` can only read `params`",
+                        "it is rendered before any step runs, like \"{{ params.organization_id }}\"",
+                    );
+                } else {
+                    check_references(&vars, key.span(), &refs, &ctx, diags);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => diags.error(
+                key.span(),
+                format!("template does not compile: {}", template_error(&e)),
+            ),
+        }
+        key.get_ref().clone()
+    });
+
     Runbook {
         name,
         description,
@@ -109,6 +135,7 @@ pub(crate) fn runbook(
         steps,
         source: source_name.to_string(),
         digest: hex::encode(Sha256::digest(text.as_bytes())),
+        concurrency_key,
     }
 }
 
@@ -274,9 +301,21 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
     };
 
     let plugin = match &raw.plugin {
+        None if raw.approval.is_some() => String::new(),
         None => {
-            diags.error(step_span.clone(), format!("{label} has no `plugin`"));
+            diags.error_with_help(
+                step_span.clone(),
+                format!("{label} has no `plugin`"),
+                "name the plugin that runs it, or make it an approval with a `[steps.approval]` table",
+            );
             String::new()
+        }
+        Some(p) if raw.approval.is_some() => {
+            diags.error(
+                p.span(),
+                format!("{label} is an approval step and cannot also run a plugin"),
+            );
+            p.get_ref().clone()
         }
         Some(p) => {
             if ctx.plugins.manifest(p.get_ref()).is_none() {
@@ -342,22 +381,6 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
             None
         }
     });
-    let attempts = match &raw.attempts {
-        None => 1,
-        Some(a) => {
-            let v = *a.get_ref();
-            if (1..=10).contains(&v) {
-                v as u32
-            } else {
-                diags.error(
-                    a.span(),
-                    format!("`attempts` must be between 1 and 10, found {v}"),
-                );
-                1
-            }
-        }
-    };
-
     let input = match &raw.input {
         None => Value::Object(Map::new()),
         Some(table) => {
@@ -375,25 +398,11 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
         }
     };
 
-    let grants = match &raw.grants {
-        None => Grants::default(),
-        Some(g) => {
-            let g = g.get_ref();
-            Grants {
-                db: g
-                    .db
-                    .as_ref()
-                    .map(|db| db_grant(db.get_ref(), diags))
-                    .unwrap_or_default(),
-                stripe: g.stripe.as_ref().map(|s| stripe_grant(s.get_ref(), diags)),
-                email: g.email.as_ref().map(|e| email_grant(e.get_ref(), diags)),
-                webhook: g
-                    .webhook
-                    .as_ref()
-                    .map(|w| webhook_grant(w.get_ref(), diags)),
-            }
-        }
-    };
+    let grants = raw
+        .grants
+        .as_ref()
+        .map_or_else(Grants::default, |g| grants(g.get_ref(), diags));
+    let control = super::control::step_control(raw, i, &step_path, &refs, &label, ctx, diags);
 
     if let Some(manifest) = ctx.plugins.manifest(&plugin) {
         let span = grants_span(ctx.tree, &step_path, raw);
@@ -410,15 +419,34 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
         timeout,
         memory_mb,
         fuel,
-        attempts,
+        retry: control.retry,
+        approval: control.approval,
+        on_failure: control.on_failure,
+        rollback: control.rollback,
         input,
         grants,
     }
 }
 
+pub(super) fn grants(g: &RawGrants, diags: &mut Diagnostics) -> Grants {
+    Grants {
+        db: g
+            .db
+            .as_ref()
+            .map(|db| db_grant(db.get_ref(), diags))
+            .unwrap_or_default(),
+        stripe: g.stripe.as_ref().map(|s| stripe_grant(s.get_ref(), diags)),
+        email: g.email.as_ref().map(|e| email_grant(e.get_ref(), diags)),
+        webhook: g
+            .webhook
+            .as_ref()
+            .map(|w| webhook_grant(w.get_ref(), diags)),
+    }
+}
+
 /// Where "needs X, which this step does not grant" points: the grants if the step has
 /// some (that is what to edit), otherwise the plugin that asks for them.
-fn grants_span(tree: &DeTable<'_>, step_path: &[Seg], raw: &RawStep) -> Span {
+pub(super) fn grants_span(tree: &DeTable<'_>, step_path: &[Seg], raw: &RawStep) -> Span {
     let mut path = step_path.to_vec();
     path.push(Seg::Key("grants".into()));
     if raw.grants.is_some()
@@ -429,7 +457,11 @@ fn grants_span(tree: &DeTable<'_>, step_path: &[Seg], raw: &RawStep) -> Span {
     raw.plugin.as_ref().map_or(0..0, |p| p.span())
 }
 
-fn unknown_plugin(p: &Spanned<String>, plugins: &dyn PluginCatalog, diags: &mut Diagnostics) {
+pub(super) fn unknown_plugin(
+    p: &Spanned<String>,
+    plugins: &dyn PluginCatalog,
+    diags: &mut Diagnostics,
+) {
     let mut names = plugins.names();
     names.sort();
     let help = if names.is_empty() {
@@ -444,12 +476,12 @@ fn unknown_plugin(p: &Spanned<String>, plugins: &dyn PluginCatalog, diags: &mut 
 }
 
 /// Which step a template belongs to, for "itself" / "runs later" checks.
-struct RefSite<'a> {
-    position: usize,
-    id: &'a str,
+pub(super) struct RefSite<'a> {
+    pub(super) position: usize,
+    pub(super) id: &'a str,
 }
 
-fn input_value(
+pub(super) fn input_value(
     value: &toml::Value,
     path: &mut Vec<Seg>,
     refs: &RefSite<'_>,
@@ -499,7 +531,7 @@ fn input_value(
     }
 }
 
-fn template_error(e: &minijinja::Error) -> String {
+pub(super) fn template_error(e: &minijinja::Error) -> String {
     match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
         None => e.kind().to_string(),
@@ -508,7 +540,7 @@ fn template_error(e: &minijinja::Error) -> String {
 
 /// Checks the variables a template reads (dotted, as minijinja reports them) against what
 /// will exist when the step runs: declared params and the steps before this one.
-fn check_references(
+pub(super) fn check_references(
     vars: &HashSet<String>,
     span: Span,
     site: &RefSite<'_>,
@@ -629,7 +661,7 @@ fn check_step_reference(
     }
 }
 
-/// `"500ms"`, `"30s"`, `"2m"`.
+/// `"500ms"`, `"30s"`, `"2m"`, `"24h"`, `"7d"`.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -648,6 +680,14 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => n
             .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "the number is too large".to_string()),
+        "h" => n
+            .checked_mul(3600)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "the number is too large".to_string()),
+        "d" => n
+            .checked_mul(86_400)
             .map(Duration::from_secs)
             .ok_or_else(|| "the number is too large".to_string()),
         "" => Err("missing unit".to_string()),

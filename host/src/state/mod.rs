@@ -5,10 +5,14 @@
 //! the same SQL and the same decoding serve both backends.
 
 mod audit;
+mod control;
 mod journal;
 mod runs;
 
 pub use audit::{AuditEntry, AuditVerification, GENESIS_HASH, NewAuditEntry};
+pub use control::{
+    ApprovalDecision, ApprovalRecord, ApprovalRequest, Decision, Lease, RollbackRecord, RunState,
+};
 pub use journal::{CallDecision, CallRecord};
 pub use runs::{
     LogLine, NewRun, RunDetail, RunRecord, RunStatus, RunSummary, StepOutcome, StepRecord,
@@ -52,6 +56,18 @@ pub enum StateError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("run {0} already exists")]
     RunExists(String),
+    #[error(
+        "run {run_id} of this runbook with the same concurrency key {key:?} is not finished yet"
+    )]
+    ConcurrentRun { run_id: String, key: String },
+    #[error(
+        "run {run_id} is being executed by {owner} (lease until {until}); it cannot be taken over"
+    )]
+    RunHeld {
+        run_id: String,
+        owner: String,
+        until: String,
+    },
     #[error("run {0} not found")]
     RunNotFound(String),
     #[error("run {run_id} is already {status}")]

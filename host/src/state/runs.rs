@@ -111,6 +111,10 @@ pub struct NewRun {
     pub params: Value,
     pub operator: String,
     pub started_at: DateTime<Utc>,
+    /// While another unfinished run of the same runbook has this key, creating is refused.
+    pub concurrency_key: Option<String>,
+    /// The creating process holds the run until then (renewed by its heartbeat).
+    pub lease: Option<super::control::Lease>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -150,6 +154,8 @@ pub struct RunSummary {
     pub runbook: String,
     pub operator: String,
     pub status: RunStatus,
+    /// Finer than `status`: awaiting approval, interrupted, rolled back, ...
+    pub state: super::control::RunState,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
@@ -160,6 +166,12 @@ pub struct RunSummary {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunDetail {
     pub run: RunRecord,
+    pub state: super::control::RunState,
+    /// The approval the run waits for, if it is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<super::control::ApprovalRecord>,
+    #[serde(default)]
+    pub rollbacks: Vec<super::control::RollbackRecord>,
     pub steps: Vec<StepRecord>,
     /// Every capability call of the run (see [`super::journal`]).
     #[serde(default)]
@@ -184,6 +196,8 @@ pub struct RunRecord {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepRecord {
     pub index: i64,
+    #[serde(default)]
+    pub attempts: i64,
     pub step_id: String,
     pub plugin: String,
     pub plugin_digest: String,
@@ -218,8 +232,9 @@ fn opt_ts(
     text.map(|t| parse_ts(location, &t)).transpose()
 }
 
-fn summary_from_row(row: &AnyRow) -> Result<RunSummary, StateError> {
+fn summary_from_row(row: &AnyRow, now: DateTime<Utc>) -> Result<RunSummary, StateError> {
     let id: String = col(row, "id", || "runs row".to_owned())?;
+    let state = super::control::state_from_row(&id, row, now)?;
     let loc = || format!("runs row {id:?}");
     let status: String = col(row, "status", loc)?;
     let started: String = col(row, "started_at", loc)?;
@@ -236,6 +251,7 @@ fn summary_from_row(row: &AnyRow) -> Result<RunSummary, StateError> {
         duration_ms: finished_at.map(|f| (f - started_at).num_milliseconds().max(0)),
         steps_total: col(row, "steps_total", loc)?,
         steps_failed: col(row, "steps_failed", loc)?,
+        state,
         id,
     })
 }
@@ -284,6 +300,7 @@ fn step_from_row(run_id: &str, row: &AnyRow) -> Result<StepRecord, StateError> {
         started_at: parse_ts(|| at("started_at"), &started)?,
         finished_at: opt_ts(|| at("finished_at"), finished)?,
         duration_ms: col(row, "duration_ms", loc)?,
+        attempts: col(row, "attempts", loc)?,
     })
 }
 
@@ -302,7 +319,8 @@ async fn current_run_status(
 }
 
 impl StateStore {
-    /// Records a new run in status `running`.
+    /// Records a new run in status `running`, unless another unfinished run of the same
+    /// runbook has the same concurrency key ([`StateError::ConcurrentRun`]).
     pub async fn create_run(&self, run: &NewRun) -> Result<(), StateError> {
         if run.id.is_empty() {
             return Err(StateError::InvalidInput {
@@ -312,9 +330,32 @@ impl StateStore {
         }
         let params = to_json("run params", &run.params)?;
         let started_at = format_ts("run start time", &run.started_at)?;
+        let (lease_owner, lease_until) = match &run.lease {
+            Some(l) => (Some(l.owner.clone()), Some(format_ts("lease", &l.until)?)),
+            None => (None, None),
+        };
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = &run.concurrency_key {
+            super::control::lock_runs(&mut tx, self.backend).await?;
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE runbook = $1 AND concurrency_key = $2 \
+                 AND status = 'running' ORDER BY started_at LIMIT 1",
+            )
+            .bind(&run.runbook)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(holder) = holder {
+                return Err(StateError::ConcurrentRun {
+                    run_id: holder,
+                    key: key.clone(),
+                });
+            }
+        }
         let result = sqlx::query(
             "INSERT INTO runs (id, runbook, runbook_digest, params, operator, status, started_at, \
-             dry_run) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)",
+             dry_run, concurrency_key, lease_owner, lease_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $9, $10)",
         )
         .bind(&run.id)
         .bind(&run.runbook)
@@ -323,13 +364,18 @@ impl StateStore {
         .bind(&run.operator)
         .bind(started_at)
         .bind(i64::from(run.dry_run))
-        .execute(&self.pool)
+        .bind(&run.concurrency_key)
+        .bind(lease_owner)
+        .bind(lease_until)
+        .execute(&mut *tx)
         .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StateError::RunExists(run.id.clone())),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(StateError::RunExists(run.id.clone())),
+            Err(e) => return Err(e.into()),
         }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records that step `step.index` of a running run has started.
@@ -492,6 +538,10 @@ impl StateStore {
         // Any driver cannot decode.
         let rows = sqlx::query(
             "SELECT r.id, r.runbook, r.operator, r.status, r.started_at, r.finished_at, \
+             r.lease_expires_at, r.rollback_status, \
+             (SELECT COUNT(*) FROM approvals a JOIN steps s ON s.run_id = a.run_id \
+              AND s.step_index = a.step_index WHERE a.run_id = r.id AND s.status = 'running') \
+             AS waiting, \
              (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id) AS steps_total, \
              (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id AND s.status = 'failed') \
              AS steps_failed \
@@ -500,7 +550,8 @@ impl StateStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(summary_from_row).collect()
+        let now = Utc::now();
+        rows.iter().map(|r| summary_from_row(r, now)).collect()
     }
 
     /// The run `run_id` with its steps in index order.
@@ -549,7 +600,7 @@ impl StateStore {
         let run = record_from_row(&row)?;
         let steps = sqlx::query(
             "SELECT step_index, step_id, plugin, plugin_digest, status, input, output, error, \
-             logs, started_at, finished_at, duration_ms \
+             logs, started_at, finished_at, duration_ms, attempts \
              FROM steps WHERE run_id = $1 ORDER BY step_index",
         )
         .bind(&run.id)
@@ -559,7 +610,17 @@ impl StateStore {
         .map(|r| step_from_row(&run.id, r))
         .collect::<Result<Vec<_>, _>>()?;
         let calls = self.calls(&run.id).await?;
-        Ok(Some(RunDetail { run, steps, calls }))
+        let state = self.run_state(&run.id, Utc::now()).await?;
+        let pending_approval = self.pending_approval(&run.id).await?;
+        let rollbacks = self.rollbacks(&run.id).await?;
+        Ok(Some(RunDetail {
+            run,
+            state,
+            pending_approval,
+            rollbacks,
+            steps,
+            calls,
+        }))
     }
 }
 
@@ -577,6 +638,8 @@ mod tests {
 
     fn new_run(id: &str, started: &str) -> NewRun {
         NewRun {
+            concurrency_key: None,
+            lease: None,
             dry_run: false,
             id: id.to_owned(),
             runbook: "refund-duplicate-charges".to_owned(),
@@ -820,6 +883,7 @@ mod tests {
                     started_at: t("2025-06-01T10:00:01.000001Z"),
                     finished_at: Some(t("2025-06-01T10:00:02.25Z")),
                     duration_ms: Some(1249),
+                    attempts: 0,
                 }
             );
             let s1 = &detail.steps[1];

@@ -36,6 +36,23 @@ pub enum TargetError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl TargetError {
+    /// A failure worth another attempt of the step: serialization conflicts, deadlocks,
+    /// a busy SQLite file, a dropped connection. Never a bad statement.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TargetError::Sql(sqlx::Error::Database(e)) => matches!(
+                e.code().as_deref(),
+                Some("40001" | "40P01" | "5" | "6" | "517")
+            ),
+            TargetError::Sql(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => true,
+            _ => false,
+        }
+    }
+}
+
 /// A connection pool to the database the runbooks act on.
 #[derive(Clone, Debug)]
 pub enum TargetDb {
@@ -56,8 +73,14 @@ impl TargetDb {
                 .map_err(TargetError::Connect)?;
             Ok(TargetDb::Postgres(pool))
         } else if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(TargetError::Connect)?
+            let options = SqliteConnectOptions::from_str(url).map_err(TargetError::Connect)?;
+            // The embedded default lives under `.runbook/`, which may not exist yet.
+            if let Some(parent) = options.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| TargetError::Connect(e.into()))?;
+            }
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5))

@@ -1,5 +1,6 @@
 //! Runs the statements in its input one by one and reports each outcome as data, so
-//! tests can see exactly what the host allowed, denied or returned.
+//! tests can see exactly what the host allowed, denied or returned; on request it then
+//! fails or spins (to be killed), on a given attempt.
 
 use runbook_sdk::serde_json::{Value as Json, json};
 use runbook_sdk::{CallError, Failure, Procedure, Value, db, register_plugin};
@@ -10,6 +11,16 @@ struct Input {
     statements: Vec<Statement>,
     #[serde(default)]
     fail_after: bool,
+    /// The step's attempt (`{{ run.attempt }}`), for the two fields below.
+    #[serde(default)]
+    attempt: u32,
+    /// Loop forever after the statements on this attempt: a step in flight, for tests
+    /// that kill the process.
+    #[serde(default)]
+    spin_on_attempt: Option<u32>,
+    /// Fail (as a business failure) after the statements on these attempts.
+    #[serde(default)]
+    fail_on_attempts: Vec<u32>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +52,18 @@ impl Procedure for Probe {
             };
             results.push(result.unwrap_or_else(
                 |e: CallError| json!({ "error": { "kind": e.code(), "message": e.message() } }),
+            ));
+        }
+        if input.spin_on_attempt == Some(input.attempt) {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        if input.fail_on_attempts.contains(&input.attempt) {
+            return Err(Failure::new(
+                "requested",
+                format!("the test asked attempt {} to fail", input.attempt),
             ));
         }
         if input.fail_after {

@@ -1,0 +1,243 @@
+//! `runbook approve`, `reject`, `resume` and `rollback`: acting on a run after `exec`
+//! returned — decisions on a paused run, continuing it, or undoing it.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::exec::{Engine, Progress, finish, operator, report_error};
+use super::exit;
+use super::output;
+use super::session::Reported;
+use crate::exec::may_approve;
+use crate::state::{ApprovalDecision, Decision, NewAuditEntry, StateStore};
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Run id (or a unique prefix of at least 8 characters)
+    run_id: String,
+    /// Who approves (must be an approver of the waiting step)
+    #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
+    actor: Option<String>,
+    /// Recorded with the approval in the audit log
+    #[arg(long)]
+    comment: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// Run id (or a unique prefix of at least 8 characters)
+    run_id: String,
+    /// Who rejects (must be an approver of the waiting step)
+    #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
+    actor: Option<String>,
+    /// Why (recorded in the audit log)
+    #[arg(long)]
+    reason: String,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Run id (or a unique prefix of at least 8 characters)
+    run_id: String,
+    /// Who resumes (recorded; answers approvals at the terminal if allowed)
+    #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
+    actor: Option<String>,
+    /// Print the run report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Run id (or a unique prefix of at least 8 characters)
+    run_id: String,
+    /// Who rolls back (recorded in the audit log)
+    #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
+    actor: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn approve(config: Option<&Path>, args: ApproveArgs) -> u8 {
+    let decision = (Decision::Approve, args.comment);
+    decide(config, &args.run_id, args.actor, decision, args.json)
+        .await
+        .unwrap_or_else(|Reported(code)| code)
+}
+
+pub async fn reject(config: Option<&Path>, args: RejectArgs) -> u8 {
+    let decision = (Decision::Reject, Some(args.reason));
+    decide(config, &args.run_id, args.actor, decision, args.json)
+        .await
+        .unwrap_or_else(|Reported(code)| code)
+}
+
+async fn decide(
+    config: Option<&Path>,
+    run_id: &str,
+    actor: Option<String>,
+    (decision, comment): (Decision, Option<String>),
+    json: bool,
+) -> Result<u8, Reported> {
+    let session = super::session::Session::open(config)?;
+    let state = session.state().await?;
+    let actor = operator(actor);
+    let detail = load_run(&state, run_id).await?;
+    let Some(record) = detail.pending_approval.clone() else {
+        output::error(&format!(
+            "run {} is not waiting for an approval (it is {})",
+            detail.run.id, detail.state
+        ));
+        return Err(Reported(exit::INVALID));
+    };
+    if let Some(deadline) = record.request.deadline
+        && deadline <= chrono::Utc::now()
+    {
+        output::error(&format!(
+            "the approval timed out at {deadline}; `runbook resume {}` applies its timeout rule",
+            detail.run.id
+        ));
+        return Err(Reported(exit::INVALID));
+    }
+    if let Err(why) = may_approve(
+        &record,
+        &actor,
+        &detail.run.operator,
+        &session.config.groups,
+    ) {
+        output::error(&why);
+        return Err(Reported(exit::INVALID));
+    }
+    let step_id = detail
+        .steps
+        .iter()
+        .find(|s| s.index == record.request.step_index)
+        .map_or_else(String::new, |s| s.step_id.clone());
+    let action = match decision {
+        Decision::Approve => "approval.granted",
+        Decision::Reject => "approval.rejected",
+    };
+    let audit = NewAuditEntry {
+        at: chrono::Utc::now(),
+        actor: actor.clone(),
+        run_id: Some(detail.run.id.clone()),
+        step_id: Some(step_id.clone()),
+        plugin: None,
+        plugin_digest: None,
+        action: action.into(),
+        target: format!("step:{step_id}"),
+        detail: serde_json::json!({ "comment": comment }).to_string(),
+    };
+    state
+        .decide(
+            &detail.run.id,
+            record.request.step_index,
+            &ApprovalDecision {
+                actor: actor.clone(),
+                decision,
+                comment,
+                at: chrono::Utc::now(),
+            },
+            &audit,
+        )
+        .await
+        .map_err(|e| {
+            output::error(&e.to_string());
+            Reported(exit::INVALID)
+        })?;
+    let approvals = record
+        .decisions
+        .iter()
+        .filter(|d| d.decision == Decision::Approve)
+        .count()
+        + usize::from(decision == Decision::Approve);
+    let ready = decision == Decision::Reject || approvals as i64 >= record.request.required;
+    if json {
+        output::json(&serde_json::json!({
+            "run_id": detail.run.id,
+            "step": step_id,
+            "decision": decision,
+            "actor": actor,
+            "approvals": approvals,
+            "required": record.request.required,
+            "ready_to_resume": ready,
+        }));
+    } else {
+        let verb = if decision == Decision::Approve {
+            "approved"
+        } else {
+            "rejected"
+        };
+        println!(
+            "{verb} step `{step_id}` of run {} as {actor} ({approvals} of {} approvals)",
+            detail.run.id, record.request.required
+        );
+        if ready {
+            println!("continue with: runbook resume {}", detail.run.id);
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn resume(config: Option<&Path>, args: ResumeArgs) -> u8 {
+    let result: Result<u8, Reported> = async {
+        let engine = Engine::open(config).await?;
+        let detail = load_run(&engine.state, &args.run_id).await?;
+        let runbook = engine
+            .session
+            .load_runbook(&detail.run.runbook, &engine.plugins)?;
+        let actor = operator(args.actor);
+        let mut progress = Progress::new(&runbook, args.json, false, false);
+        let result = engine
+            .executor(false)
+            .resume(&runbook, &detail.run.id, &actor, &mut progress)
+            .await;
+        engine.target.close().await;
+        let report = result.map_err(|e| report_error(&e))?;
+        Ok(finish(&report, args.json))
+    }
+    .await;
+    result.unwrap_or_else(|Reported(code)| code)
+}
+
+pub async fn rollback(config: Option<&Path>, args: RollbackArgs) -> u8 {
+    let result: Result<u8, Reported> = async {
+        let engine = Engine::open(config).await?;
+        let detail = load_run(&engine.state, &args.run_id).await?;
+        let runbook = engine
+            .session
+            .load_runbook(&detail.run.runbook, &engine.plugins)?;
+        let actor = operator(args.actor);
+        let result = engine
+            .executor(false)
+            .roll_back_run(&runbook, &detail.run.id, &actor)
+            .await;
+        engine.target.close().await;
+        let report = result.map_err(|e| report_error(&e))?;
+        Ok(finish(&report, args.json))
+    }
+    .await;
+    result.unwrap_or_else(|Reported(code)| code)
+}
+
+async fn load_run(state: &StateStore, run_id: &str) -> Result<crate::state::RunDetail, Reported> {
+    match state.run(run_id).await {
+        Ok(Some(detail)) => Ok(detail),
+        Ok(None) => {
+            output::error(&format!("no run `{run_id}`"));
+            Err(Reported(exit::INVALID))
+        }
+        Err(e) => {
+            output::error(&e.to_string());
+            Err(Reported(exit::INVALID))
+        }
+    }
+}

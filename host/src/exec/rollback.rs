@@ -1,0 +1,207 @@
+//! Undoing a run: each completed step that declares a rollback, newest first, runs its
+//! rollback plugin with what the step received, produced and did (its call journal).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::report::RollbackReport;
+use super::{ExecError, Executor, RunScope};
+use crate::runbook::{RetryPolicy, Runbook, Step};
+use crate::runtime::LoadedPlugin;
+use crate::state::{NewAuditEntry, RollbackRecord, RunState, StepStatus};
+
+/// `rolled-back` if every rollback that ran succeeded, `rollback-failed` if one failed,
+/// `None` if there was nothing to undo.
+pub(super) fn rollback_state(rollbacks: &[RollbackReport]) -> Option<RunState> {
+    if rollbacks.is_empty() {
+        None
+    } else if rollbacks.iter().all(|r| r.succeeded) {
+        Some(RunState::RolledBack)
+    } else {
+        Some(RunState::RollbackFailed)
+    }
+}
+
+impl Executor<'_> {
+    /// Rolls back the completed steps before `upto` (exclusive), newest first. A failed
+    /// rollback is recorded and the others still run: undo as much as can be undone.
+    pub(super) async fn roll_back(
+        &self,
+        scope: &mut RunScope,
+        runbook: &Runbook,
+        loaded: &HashMap<String, LoadedPlugin>,
+        upto: usize,
+        context: &Value,
+    ) -> Result<Vec<RollbackReport>, ExecError> {
+        let detail = self
+            .state
+            .run(&scope.run_id)
+            .await?
+            .ok_or_else(|| ExecError::NoSuchRun(scope.run_id.clone()))?;
+        let mut reports = Vec::new();
+        for index in (0..upto.min(runbook.steps.len())).rev() {
+            let step = &runbook.steps[index];
+            let Some(rollback) = &step.rollback else {
+                continue;
+            };
+            let Some(record) = detail.steps.iter().find(|r| r.index == index as i64) else {
+                continue;
+            };
+            if record.status != StepStatus::Succeeded
+                || detail
+                    .rollbacks
+                    .iter()
+                    .any(|r| r.step_index == index as i64)
+            {
+                continue;
+            }
+            let started = Instant::now();
+            let started_at = chrono::Utc::now();
+            let calls: Vec<Value> = detail
+                .calls
+                .iter()
+                .filter(|c| c.step_index == index as i64)
+                .map(|c| {
+                    json!({
+                        "attempt": c.attempt,
+                        "interface": c.interface,
+                        "operation": c.operation,
+                        "params": c.params,
+                        "decision": c.decision,
+                        "ok": c.ok,
+                        "response": c.response,
+                        "error": c.error,
+                    })
+                })
+                .collect();
+            let mut input = match self.templates.render_input(&rollback.input, context) {
+                Ok(Value::Object(map)) => map,
+                Ok(_) => Default::default(),
+                Err(e) => {
+                    reports.push(
+                        self.record_rollback(
+                            scope,
+                            step,
+                            index,
+                            started,
+                            started_at,
+                            false,
+                            None,
+                            Some(format!("rollback input: {e}")),
+                            Vec::new(),
+                            Vec::new(),
+                        )
+                        .await?,
+                    );
+                    continue;
+                }
+            };
+            input.insert(
+                "step".into(),
+                json!({ "id": step.id, "input": record.input, "output": record.output, "calls": calls }),
+            );
+            // The rollback runs like a step of its own: its own grants, store and
+            // transaction, journaled apart from the step (negative index) and with its
+            // own idempotency keys.
+            let undo = Step {
+                id: format!("{}.rollback", step.id),
+                name: None,
+                plugin: rollback.plugin.clone(),
+                when: None,
+                timeout: step.timeout,
+                memory_mb: step.memory_mb,
+                fuel: step.fuel,
+                retry: RetryPolicy::default(),
+                approval: None,
+                on_failure: step.on_failure,
+                rollback: None,
+                input: Value::Null,
+                grants: rollback.grants.clone(),
+            };
+            let plugin = &loaded[&rollback.plugin];
+            let attempt = self
+                .attempt(
+                    scope,
+                    -(index as i64) - 1,
+                    &undo,
+                    plugin,
+                    &Value::Object(input),
+                    rollback.grants.clone(),
+                    1,
+                )
+                .await;
+            if let Err(e) = self.state.record_calls(&scope.run_id, &attempt.calls).await {
+                tracing::error!(target: "runbook::journal", "rollback call journal: {e}");
+            }
+            let succeeded = attempt.status == StepStatus::Succeeded;
+            reports.push(
+                self.record_rollback(
+                    scope,
+                    step,
+                    index,
+                    started,
+                    started_at,
+                    succeeded,
+                    attempt.output,
+                    attempt.error,
+                    attempt.logs,
+                    attempt.audit,
+                )
+                .await?,
+            );
+        }
+        Ok(reports)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_rollback(
+        &self,
+        scope: &RunScope,
+        step: &Step,
+        index: usize,
+        started: Instant,
+        started_at: chrono::DateTime<chrono::Utc>,
+        succeeded: bool,
+        output: Option<Value>,
+        error: Option<String>,
+        logs: Vec<crate::state::LogLine>,
+        mut audit: Vec<NewAuditEntry>,
+    ) -> Result<RollbackReport, ExecError> {
+        audit.push(NewAuditEntry {
+            at: chrono::Utc::now(),
+            actor: scope.actor.clone(),
+            run_id: Some(scope.run_id.clone()),
+            step_id: Some(step.id.clone()),
+            plugin: step.rollback.as_ref().map(|r| r.plugin.clone()),
+            plugin_digest: None,
+            action: if succeeded {
+                "step.rolled_back"
+            } else {
+                "step.rollback_failed"
+            }
+            .into(),
+            target: format!("step:{}", step.id),
+            detail: json!({ "output": output, "error": error }).to_string(),
+        });
+        let record = RollbackRecord {
+            step_index: index as i64,
+            succeeded,
+            output: output.clone(),
+            error: error.clone(),
+            logs,
+            started_at,
+            duration_ms: started.elapsed().as_millis() as i64,
+        };
+        self.state
+            .record_rollback(&scope.run_id, &record, &audit)
+            .await?;
+        Ok(RollbackReport {
+            step: step.id.clone(),
+            succeeded,
+            output,
+            error,
+        })
+    }
+}

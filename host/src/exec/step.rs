@@ -1,0 +1,406 @@
+//! Plugin steps: rendering input and templated grants, one attempt in a fresh store (and
+//! the dry run's shared transaction), and the retry loop around attempts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::report::StepReport;
+use super::{ExecError, Executor, RunScope, host_line};
+use crate::capability::EffectSession;
+use crate::grant::Grants;
+use crate::runbook::Step;
+use crate::runtime::{
+    DbSession, Fault, LoadedPlugin, PluginOutcome, StepContext, StepLimits, StepState,
+};
+use crate::state::{
+    CallRecord, LogLine, NewAuditEntry, StepOutcome, StepRecord, StepStart, StepStatus,
+};
+use crate::target::StepTransaction;
+
+/// What one attempt of a step produced.
+pub(super) struct Attempt {
+    pub status: StepStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// A fault (trap, timeout) or a transient failure rather than an answer: worth
+    /// another attempt.
+    pub retryable: bool,
+    pub logs: Vec<LogLine>,
+    pub audit: Vec<NewAuditEntry>,
+    pub calls: Vec<CallRecord>,
+    /// The dry run's transaction, handed back to the run.
+    tx: Option<StepTransaction>,
+}
+
+impl Executor<'_> {
+    /// Runs one plugin step (or re-runs one that was in flight when its process died),
+    /// retrying transient failures with backoff, and records its outcome.
+    pub(super) async fn run_step(
+        &self,
+        scope: &mut RunScope,
+        index: usize,
+        step: &Step,
+        loaded: &HashMap<String, LoadedPlugin>,
+        context: &mut Value,
+        in_flight: Option<&StepRecord>,
+    ) -> Result<StepReport, ExecError> {
+        let plugin = &loaded[&step.plugin];
+        let started = Instant::now();
+        let started_at = chrono::Utc::now();
+        let mut report = StepReport::new(step, &plugin.digest, plugin.cache);
+        // A step that was in flight continues its attempt count, so its effects keep
+        // their journal positions and idempotency keys.
+        let first_attempt = in_flight.map_or(1, |r| r.attempts.max(1) as u32 + 1);
+
+        // Templates are checked at load; a failure here is about run-time data (say, a
+        // missing key in an earlier output), so it fails the step, not the process.
+        context["run"]["attempt"] = json!(first_attempt);
+        let prepared = self.prepare(step, context);
+        if in_flight.is_none() {
+            let input = match &prepared {
+                Ok(Some((input, _))) => input.clone(),
+                _ => Value::Null,
+            };
+            self.state
+                .start_step(
+                    &scope.run_id,
+                    &StepStart {
+                        index: index as i64,
+                        step_id: step.id.clone(),
+                        plugin: step.plugin.clone(),
+                        plugin_digest: plugin.digest.clone(),
+                        input,
+                        started_at,
+                    },
+                )
+                .await?;
+        }
+
+        let mut logs = Vec::new();
+        let mut audit = Vec::new();
+        let (mut status, mut output, mut error) = (StepStatus::Failed, None, None);
+        if first_attempt > 1 {
+            logs.push(host_line(
+                "warn",
+                format!("resumed: the step was in flight when its process stopped; attempt {first_attempt} answers effects already made from the call journal"),
+            ));
+        }
+        match prepared {
+            Err(message) => error = Some(message),
+            Ok(None) => status = StepStatus::Skipped,
+            Ok(Some((mut input, mut grants))) => {
+                let last = first_attempt + step.retry.attempts.max(1) - 1;
+                for attempt in first_attempt..=last {
+                    if attempt > first_attempt {
+                        let wait = step.retry.delay_before(attempt - first_attempt + 1);
+                        logs.push(host_line(
+                            "warn",
+                            format!(
+                                "attempt {attempt} in {} ms: {}",
+                                wait.as_millis(),
+                                error.clone().unwrap_or_default()
+                            ),
+                        ));
+                        tokio::time::sleep(wait).await;
+                        context["run"]["attempt"] = json!(attempt);
+                        match self.prepare(step, context) {
+                            Ok(Some((i, g))) => (input, grants) = (i, g),
+                            Ok(None) => break,
+                            Err(message) => {
+                                error = Some(message);
+                                break;
+                            }
+                        }
+                    }
+                    report.attempts = attempt;
+                    self.state
+                        .set_step_attempts(&scope.run_id, index as i64, i64::from(attempt))
+                        .await?;
+                    let result = self
+                        .attempt(
+                            scope,
+                            index as i64,
+                            step,
+                            plugin,
+                            &input,
+                            grants.clone(),
+                            attempt,
+                        )
+                        .await;
+                    if let Err(e) = self.state.record_calls(&scope.run_id, &result.calls).await {
+                        logs.push(host_line("error", format!("call journal: {e}")));
+                    }
+                    logs.extend(result.logs);
+                    audit.extend(result.audit);
+                    (status, output, error) = (result.status, result.output, result.error);
+                    if status == StepStatus::Succeeded || !result.retryable {
+                        break;
+                    }
+                }
+            }
+        }
+
+        let duration_ms = started.elapsed().as_millis() as i64;
+        let outcome = StepOutcome {
+            status,
+            output: output.clone(),
+            error: error.clone(),
+            logs,
+            finished_at: chrono::Utc::now(),
+            duration_ms,
+        };
+        self.state
+            .finish_step(&scope.run_id, index as i64, &outcome, &audit)
+            .await?;
+        report.status = status;
+        report.output = output;
+        report.error = error;
+        report.duration_ms = duration_ms;
+        report.audit_records = audit.len();
+        Ok(report)
+    }
+
+    /// `Ok(None)`: the step's `when` is false. `Err`: its condition, input or a templated
+    /// grant did not render.
+    pub(super) fn prepare(
+        &self,
+        step: &Step,
+        context: &Value,
+    ) -> Result<Option<(Value, Grants)>, String> {
+        if let Some(condition) = &step.when {
+            let run = self
+                .templates
+                .eval_condition(condition, context)
+                .map_err(|e| format!("`when` condition: {e}"))?;
+            if !run {
+                return Ok(None);
+            }
+        }
+        let input = self
+            .templates
+            .render_input(&step.input, context)
+            .map_err(|e| format!("input: {e}"))?;
+        let grants = self.render_grants(step, context)?;
+        Ok(Some((input, grants)))
+    }
+
+    /// Email recipients written as templates become the addresses earlier steps found.
+    fn render_grants(&self, step: &Step, context: &Value) -> Result<Grants, String> {
+        let mut grants = step.grants.clone();
+        let Some(email) = &mut grants.email else {
+            return Ok(grants);
+        };
+        let mut recipients = Vec::new();
+        for entry in &email.recipients {
+            if !entry.contains("{{") {
+                recipients.push(entry.clone());
+                continue;
+            }
+            let rendered = self
+                .templates
+                .render_string(entry, context)
+                .map_err(|e| format!("email recipients {entry:?}: {e}"))?;
+            let mut push = |v: &Value| match v.as_str() {
+                Some(s) if s.contains('@') && !s.contains('*') => {
+                    recipients.push(s.trim().to_lowercase());
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "email recipients {entry:?} rendered {v}, which is not an email address (patterns cannot come from data)"
+                )),
+            };
+            match &rendered {
+                Value::Array(items) => items.iter().try_for_each(&mut push)?,
+                Value::Null => {}
+                other => push(other)?,
+            }
+        }
+        email.recipients = recipients;
+        Ok(grants)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn attempt(
+        &self,
+        scope: &mut RunScope,
+        journal_index: i64,
+        step: &Step,
+        plugin: &LoadedPlugin,
+        input: &Value,
+        grants: Grants,
+        attempt: u32,
+    ) -> Attempt {
+        let limits = StepLimits {
+            fuel: step.fuel.unwrap_or(self.limits.fuel),
+            memory_bytes: step
+                .memory_mb
+                .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
+            timeout: step.timeout.unwrap_or(self.limits.timeout),
+        };
+        // In a dry run every step writes inside the run's transaction, behind a savepoint
+        // so a failed step's writes go and the earlier steps' stay visible.
+        let mut tx = scope.dry_tx.take();
+        if let Some(t) = &mut tx
+            && let Err(e) = t.execute("SAVEPOINT runbook_step", &[]).await
+        {
+            return Attempt {
+                status: StepStatus::Failed,
+                output: None,
+                error: Some(format!("dry run: savepoint: {e}")),
+                retryable: false,
+                logs: Vec::new(),
+                audit: Vec::new(),
+                calls: Vec::new(),
+                tx,
+            }
+            .hand_back(scope);
+        }
+        let state = StepState::new(
+            Arc::new(StepContext {
+                run_id: scope.run_id.clone(),
+                step_id: step.id.clone(),
+                plugin: step.plugin.clone(),
+                plugin_digest: plugin.digest.clone(),
+                operator: scope.actor.clone(),
+            }),
+            Arc::new(grants),
+            DbSession {
+                target: self.target.clone(),
+                tx,
+                analysis: self.analysis.clone(),
+                poisoned: None,
+            },
+            EffectSession::new(
+                self.services.clone(),
+                self.state.clone(),
+                scope.budget.clone(),
+                scope.dry_run,
+                journal_index,
+                i64::from(attempt),
+            ),
+            limits.memory_bytes,
+        );
+        let (outcome, mut state) = self
+            .runtime
+            .invoke(plugin, state, &input.to_string(), limits)
+            .await;
+        let mut retryable = false;
+        let (mut status, output, mut error) = match outcome {
+            PluginOutcome::Returned(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(value) => (StepStatus::Succeeded, Some(value), None),
+                Err(e) => (
+                    StepStatus::Failed,
+                    None,
+                    Some(format!("plugin returned invalid JSON: {e}")),
+                ),
+            },
+            PluginOutcome::Failed { code, message } => {
+                (StepStatus::Failed, None, Some(format!("{code}: {message}")))
+            }
+            PluginOutcome::Fault(fault) => {
+                retryable = matches!(
+                    fault,
+                    Fault::Timeout { .. } | Fault::Panic { .. } | Fault::Trap { .. }
+                );
+                (StepStatus::Failed, None, Some(format!("plugin {fault}")))
+            }
+        };
+
+        // A failure the plugin reported after a transient error (Stripe 5xx after the
+        // capability's retries, a serialization conflict) is worth another attempt; a
+        // denial never is.
+        if status == StepStatus::Failed && state.effects.transient.is_some() {
+            retryable = true;
+        }
+        if state.effects.denied {
+            retryable = false;
+        }
+        let mut tx = state.db.tx.take();
+        if scope.dry_run {
+            if let Some(t) = &mut tx {
+                let sql = if status == StepStatus::Succeeded {
+                    "RELEASE SAVEPOINT runbook_step"
+                } else {
+                    "ROLLBACK TO SAVEPOINT runbook_step"
+                };
+                if let Err(e) = t.execute(sql, &[]).await {
+                    status = StepStatus::Failed;
+                    error = Some(format!("dry run: {sql}: {e}"));
+                }
+            }
+        } else if let Some(t) = tx.take() {
+            // The step's writes stand or fall with the step.
+            let result = if status == StepStatus::Succeeded {
+                t.commit().await
+            } else {
+                t.rollback().await
+            };
+            if let Err(e) = result {
+                status = StepStatus::Failed;
+                error = Some(format!("database transaction could not be finished: {e}"));
+            }
+        }
+        capture_output(&mut state, "stdout");
+        capture_output(&mut state, "stderr");
+        if state.record.dropped_logs > 0 {
+            let dropped = state.record.dropped_logs;
+            state.record.logs.push(host_line(
+                "warn",
+                format!("{dropped} further log lines were dropped"),
+            ));
+        }
+        let mut audit = std::mem::take(&mut state.record.audit);
+        if scope.dry_run {
+            // A dry run changed nothing, so it has nothing to attest to but refusals.
+            for entry in audit.iter().filter(|e| e.action != "capability.denied") {
+                state.record.logs.push(host_line(
+                    "info",
+                    format!("dry run: would audit {} on {}", entry.action, entry.target),
+                ));
+            }
+            audit.retain(|e| e.action == "capability.denied");
+        }
+        let output = if status == StepStatus::Succeeded {
+            output
+        } else {
+            None
+        };
+        Attempt {
+            status,
+            output,
+            error,
+            retryable,
+            logs: std::mem::take(&mut state.record.logs),
+            audit,
+            calls: std::mem::take(&mut state.effects.pending),
+            tx,
+        }
+        .hand_back(scope)
+    }
+}
+
+impl Attempt {
+    /// Returns the dry run's transaction to the run for the next step.
+    fn hand_back(mut self, scope: &mut RunScope) -> Attempt {
+        if let Some(tx) = self.tx.take() {
+            scope.dry_tx = Some(tx);
+        }
+        self
+    }
+}
+
+fn capture_output(state: &mut StepState, stream: &str) {
+    let text = if stream == "stdout" {
+        state.stdout()
+    } else {
+        state.stderr()
+    };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut log = host_line("info", line.to_string());
+        log.stream = stream.to_string();
+        state.record.logs.push(log);
+    }
+}

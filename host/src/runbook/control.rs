@@ -1,0 +1,323 @@
+//! Validation of a step's control flow: retries, `on_failure`, approval gates and
+//! rollbacks (the parts of a step that are not its plugin call).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::diagnostic::Diagnostics;
+use super::model::{Approval, Backoff, OnFailure, OnTimeout, RetryPolicy, Rollback};
+use super::raw::{RawApproval, RawRetry, RawRollback, RawStep, Seg};
+use super::validate::{
+    Ctx, RefSite, check_references, grants, input_value, missing_grants, parse_duration,
+    template_error, unknown_plugin,
+};
+
+const MAX_ATTEMPTS: i64 = 10;
+
+pub(super) struct StepControl {
+    pub retry: RetryPolicy,
+    pub approval: Option<Approval>,
+    pub on_failure: OnFailure,
+    pub rollback: Option<Rollback>,
+}
+
+pub(super) fn step_control(
+    raw: &RawStep,
+    index: usize,
+    step_path: &[Seg],
+    refs: &RefSite<'_>,
+    label: &str,
+    ctx: &Ctx<'_>,
+    diags: &mut Diagnostics,
+) -> StepControl {
+    let _ = index;
+    let mut retry = raw
+        .retry
+        .as_ref()
+        .map_or_else(RetryPolicy::default, |r| retry_policy(r.get_ref(), diags));
+    // `attempts = N` is shorthand for `[steps.retry] attempts = N`.
+    if let Some(a) = &raw.attempts {
+        if raw.retry.is_some() {
+            diags.error(
+                a.span(),
+                "give `attempts` either here or in `[steps.retry]`, not both",
+            );
+        } else if let Some(n) = attempts(a.get_ref(), a.span(), diags) {
+            retry.attempts = n;
+        }
+    }
+    let on_failure = match &raw.on_failure {
+        None => OnFailure::Rollback,
+        Some(v) => match v.get_ref().as_str() {
+            "rollback" => OnFailure::Rollback,
+            "continue" => OnFailure::Continue,
+            "abort" => OnFailure::Abort,
+            other => {
+                diags.error_with_help(
+                    v.span(),
+                    format!("invalid on_failure {other:?}"),
+                    "one of \"rollback\" (undo the completed steps), \"continue\" or \"abort\"",
+                );
+                OnFailure::Rollback
+            }
+        },
+    };
+    let approval = raw
+        .approval
+        .as_ref()
+        .map(|a| approval(a.get_ref(), a.span(), refs, ctx, diags));
+    if let (Some(_), Some(r)) = (&raw.approval, &raw.rollback) {
+        diags.error(
+            r.span(),
+            format!("{label} is an approval step: there is nothing to roll back"),
+        );
+    }
+    let rollback = raw.rollback.as_ref().map(|r| {
+        let mut path = step_path.to_vec();
+        path.push(Seg::Key("rollback".into()));
+        rollback(r.get_ref(), r.span(), &path, refs, label, ctx, diags)
+    });
+    StepControl {
+        retry,
+        approval,
+        on_failure,
+        rollback,
+    }
+}
+
+fn attempts(v: &i64, span: super::raw::Span, diags: &mut Diagnostics) -> Option<u32> {
+    if (1..=MAX_ATTEMPTS).contains(v) {
+        Some(*v as u32)
+    } else {
+        diags.error(
+            span,
+            format!("`attempts` must be between 1 and {MAX_ATTEMPTS}, found {v}"),
+        );
+        None
+    }
+}
+
+fn duration(
+    value: &Option<toml::Spanned<String>>,
+    key: &str,
+    default: Duration,
+    diags: &mut Diagnostics,
+) -> Duration {
+    match value {
+        None => default,
+        Some(v) => parse_duration(v.get_ref()).unwrap_or_else(|reason| {
+            diags.error_with_help(
+                v.span(),
+                format!("invalid {key} {:?}: {reason}", v.get_ref()),
+                "write a whole number and a unit (ms, s, m, h or d), like \"2s\" or \"24h\"",
+            );
+            default
+        }),
+    }
+}
+
+fn retry_policy(raw: &RawRetry, diags: &mut Diagnostics) -> RetryPolicy {
+    let defaults = RetryPolicy::default();
+    let backoff = match &raw.backoff {
+        None => defaults.backoff,
+        Some(b) => match b.get_ref().as_str() {
+            "fixed" => Backoff::Fixed,
+            "exponential" => Backoff::Exponential,
+            other => {
+                diags.error_with_help(
+                    b.span(),
+                    format!("invalid backoff {other:?}"),
+                    "\"fixed\" or \"exponential\"",
+                );
+                defaults.backoff
+            }
+        },
+    };
+    let delay = duration(&raw.delay, "delay", defaults.delay, diags);
+    let max_delay = duration(
+        &raw.max_delay,
+        "max_delay",
+        defaults.max_delay.max(delay),
+        diags,
+    );
+    if max_delay < delay
+        && let Some(m) = &raw.max_delay
+    {
+        diags.error(m.span(), "`max_delay` must not be shorter than `delay`");
+    }
+    RetryPolicy {
+        attempts: raw
+            .attempts
+            .as_ref()
+            .and_then(|a| attempts(a.get_ref(), a.span(), diags))
+            .unwrap_or(defaults.attempts),
+        backoff,
+        delay,
+        max_delay,
+    }
+}
+
+fn approval(
+    raw: &RawApproval,
+    span: super::raw::Span,
+    refs: &RefSite<'_>,
+    ctx: &Ctx<'_>,
+    diags: &mut Diagnostics,
+) -> Approval {
+    let message = match &raw.message {
+        None => {
+            diags.error_with_help(
+                span.clone(),
+                "an approval needs a `message`",
+                "say what the approver agrees to, from earlier outputs: counts, amounts, customers",
+            );
+            String::new()
+        }
+        Some(m) => {
+            match ctx.templates.string_references(m.get_ref()) {
+                Ok(Some(vars)) => check_references(&vars, m.span(), refs, ctx, diags),
+                Ok(None) => {}
+                Err(e) => diags.error(
+                    m.span(),
+                    format!("template does not compile: {}", template_error(&e)),
+                ),
+            }
+            m.get_ref().clone()
+        }
+    };
+    let approvers: Vec<String> = raw
+        .approvers
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|a| {
+                    let name = a.get_ref().trim();
+                    let bare = name.strip_prefix("group:").unwrap_or(name);
+                    if bare.is_empty() || bare.chars().any(char::is_whitespace) {
+                        diags.error(a.span(), format!("invalid approver {:?}", a.get_ref()));
+                        None
+                    } else {
+                        Some(name.to_string())
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if approvers.is_empty() {
+        diags.error_with_help(
+            raw.approvers.as_ref().map_or(span.clone(), |a| a.span()),
+            "an approval needs `approvers`",
+            "list people or groups from runbook.toml: approvers = [\"group:billing-leads\", \"alice\"]",
+        );
+    }
+    let required = match &raw.required {
+        None => 1,
+        Some(r) if (1..=20).contains(r.get_ref()) => *r.get_ref() as u32,
+        Some(r) => {
+            diags.error(
+                r.span(),
+                format!("`required` must be between 1 and 20, found {}", r.get_ref()),
+            );
+            1
+        }
+    };
+    let on_timeout = match &raw.on_timeout {
+        None => OnTimeout::Reject,
+        Some(v) => match v.get_ref().as_str() {
+            "reject" => OnTimeout::Reject,
+            "continue" => OnTimeout::Continue,
+            other => {
+                diags.error_with_help(
+                    v.span(),
+                    format!("invalid on_timeout {other:?}"),
+                    "\"reject\" (the default) or \"continue\"",
+                );
+                OnTimeout::Reject
+            }
+        },
+    };
+    if on_timeout == OnTimeout::Continue
+        && raw.timeout.is_none()
+        && let Some(v) = &raw.on_timeout
+    {
+        diags.error(v.span(), "`on_timeout` needs a `timeout`");
+    }
+    Approval {
+        message,
+        approvers,
+        required,
+        allow_self: raw.allow_self.as_ref().is_some_and(|a| *a.get_ref()),
+        timeout: raw
+            .timeout
+            .as_ref()
+            .map(|_| duration(&raw.timeout, "timeout", Duration::from_secs(86_400), diags)),
+        on_timeout,
+    }
+}
+
+fn rollback(
+    raw: &RawRollback,
+    span: super::raw::Span,
+    path: &[Seg],
+    refs: &RefSite<'_>,
+    label: &str,
+    ctx: &Ctx<'_>,
+    diags: &mut Diagnostics,
+) -> Rollback {
+    let plugin = match &raw.plugin {
+        None => {
+            diags.error(span, format!("{label}: a rollback needs a `plugin`"));
+            String::new()
+        }
+        Some(p) => {
+            if ctx.plugins.manifest(p.get_ref()).is_none() {
+                unknown_plugin(p, ctx.plugins, diags);
+            }
+            p.get_ref().clone()
+        }
+    };
+    let mut input = Map::new();
+    if let Some(table) = &raw.input {
+        let mut path = path.to_vec();
+        path.push(Seg::Key("input".into()));
+        for (k, v) in table.get_ref() {
+            if k == "step" {
+                diags.error(
+                    table.span(),
+                    "`step` is given to every rollback by the host; use another key",
+                );
+                continue;
+            }
+            path.push(Seg::Key(k.clone()));
+            if let Some(json) = input_value(v, &mut path, refs, ctx, diags) {
+                input.insert(k.clone(), json);
+            }
+            path.pop();
+        }
+    }
+    let grants = raw
+        .grants
+        .as_ref()
+        .map_or_else(Default::default, |g| grants(g.get_ref(), diags));
+    if let Some(manifest) = ctx.plugins.manifest(&plugin) {
+        let at = raw.grants.as_ref().map_or_else(
+            || raw.plugin.as_ref().map_or(0..0, |p| p.span()),
+            |g| g.span(),
+        );
+        for message in missing_grants(
+            &format!("{label} (rollback)"),
+            &plugin,
+            &manifest.needs,
+            &grants,
+        ) {
+            diags.error_with_help(at.clone(), message.text, message.help);
+        }
+    }
+    Rollback {
+        plugin,
+        input: Value::Object(input),
+        grants,
+    }
+}
