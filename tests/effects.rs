@@ -702,3 +702,36 @@ fn without_smtp_mail_lands_in_the_outbox_as_eml_files() {
     assert!(eml.contains("Subject: "), "{eml}");
     assert!(eml.contains("Driftwood Blog"), "{eml}");
 }
+
+#[test]
+fn a_step_is_retried_when_stripe_keeps_failing_and_refunds_once() {
+    let w = World::new();
+    // Three 500s exhaust the capability's own attempts (max_attempts = 3): the plugin
+    // fails, the failure is transient, and the step's retry policy runs it again.
+    w.stripe.fail_next("POST", "/v1/refunds", 500, 3);
+    let (code, report, out) = w.exec(&[
+        "issue-refund",
+        "-p",
+        "organization_id=2",
+        "-p",
+        "amount=900",
+    ]);
+    assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
+    let refund_step = &report["steps"][1];
+    assert_eq!(refund_step["attempts"], 2, "{report}");
+    let posts = w.posts_to("/v1/refunds");
+    assert_eq!(posts.len(), 4, "{posts:?}");
+    assert!(
+        posts
+            .iter()
+            .all(|p| p.idempotency_key == posts[0].idempotency_key)
+    );
+    let charge = w.customer("brightline")["charge"].as_str().unwrap();
+    let refunds = w.stripe.get(&format!("/v1/refunds?charge={charge}"));
+    assert_eq!(refunds["data"].as_array().unwrap().len(), 1, "{refunds}");
+    // The runbook allows one Stripe write: the retried write is the same write.
+    assert_eq!(
+        w.ws.scalar_i64("SELECT COUNT(*) FROM payment_events WHERE event_type = 'refunded'"),
+        1
+    );
+}

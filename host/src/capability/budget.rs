@@ -16,6 +16,9 @@ pub struct Spent {
 #[derive(Debug, Default)]
 pub struct RunBudget {
     spent: Mutex<HashMap<String, Spent>>,
+    /// Idempotency keys already charged: a write retried under the same key is the same
+    /// write, and is not charged (or refused) twice.
+    charged: Mutex<std::collections::HashSet<String>>,
 }
 
 impl RunBudget {
@@ -25,6 +28,22 @@ impl RunBudget {
 
     pub fn charge(&self, step_id: &str, apply: impl FnOnce(&mut Spent)) {
         apply(self.lock().entry(step_id.to_string()).or_default());
+    }
+
+    /// Whether the write with this idempotency key was already charged.
+    pub fn charged(&self, key: &str) -> bool {
+        self.charged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    /// Charges a write once per idempotency key.
+    pub fn charge_write(&self, step_id: &str, key: &str, apply: impl FnOnce(&mut Spent)) {
+        let mut charged = self.charged.lock().unwrap_or_else(|e| e.into_inner());
+        if charged.insert(key.to_string()) {
+            self.charge(step_id, apply);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Spent>> {

@@ -136,19 +136,22 @@ impl StepState {
         } else {
             None
         };
-        if op.write
-            && let Err(reason) = self.check_budget(refund)
+        let key = op.write.then(|| self.idempotency_key(&call));
+        if let Some(key) = &key
+            && !self.effects.budget.charged(key)
         {
-            let target = format!("stripe:{operation}");
-            return Err(CallError::Denied(
-                self.deny_call(&call, &target, reason).await,
-            ));
-        }
-        if op.write {
-            self.effects.budget.charge(&self.context.step_id, |spent| {
-                spent.stripe_writes += 1;
-                spent.refunded += refund.unwrap_or(0);
-            });
+            if let Err(reason) = self.check_budget(refund) {
+                let target = format!("stripe:{operation}");
+                return Err(CallError::Denied(
+                    self.deny_call(&call, &target, reason).await,
+                ));
+            }
+            self.effects
+                .budget
+                .charge_write(&self.context.step_id, key, |spent| {
+                    spent.stripe_writes += 1;
+                    spent.refunded += refund.unwrap_or(0);
+                });
         }
         if op.write && self.effects.dry_run {
             let placeholder = placeholder(op, &call, &params, refund);
@@ -164,7 +167,6 @@ impl StepState {
             return Ok(placeholder.to_string());
         }
 
-        let key = op.write.then(|| self.idempotency_key(&call));
         let service = self
             .effects
             .services

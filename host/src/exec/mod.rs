@@ -630,14 +630,19 @@ impl Executor<'_> {
     }
 }
 
-/// Crash-safety failpoint: `RUNBOOK_FAILPOINT=after-step:<id>` kills the process the
-/// moment step `<id>` is recorded, as a power cut would, so tests (and operators
-/// rehearsing recovery) can check that `runbook resume` continues with the next step.
+/// Crash-safety failpoint: `RUNBOOK_FAILPOINT=after-step:<id>` sends the process
+/// SIGKILL the moment step `<id>` is recorded, as `kill -9` or a power cut would, so
+/// tests (and operators rehearsing recovery) can check that `runbook resume` continues
+/// with the next step.
 fn failpoint_after_step(step_id: &str) {
     if let Ok(point) = std::env::var("RUNBOOK_FAILPOINT")
         && point.strip_prefix("after-step:") == Some(step_id)
     {
-        eprintln!("failpoint {point}: aborting");
+        eprintln!("failpoint {point}: kill -9");
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        // Should `kill` be missing, die anyway, just as abruptly.
         std::process::abort();
     }
 }
