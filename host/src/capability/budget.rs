@@ -51,3 +51,108 @@ impl RunBudget {
         self.spent.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+impl RunBudget {
+    /// The spend of a run so far, from its call journal: a resumed run keeps the budgets
+    /// its earlier process already used.
+    pub fn from_journal(calls: &[crate::state::CallRecord], step_ids: &[String]) -> RunBudget {
+        use crate::state::CallDecision;
+        let budget = RunBudget::default();
+        for call in calls {
+            let counted = call.effect
+                && call.ok
+                && matches!(
+                    call.decision,
+                    CallDecision::Allowed | CallDecision::Replayed
+                );
+            let Some(step_id) = usize::try_from(call.step_index)
+                .ok()
+                .and_then(|i| step_ids.get(i))
+            else {
+                continue;
+            };
+            if !counted {
+                continue;
+            }
+            match call.interface.as_str() {
+                "stripe" => {
+                    let Some(key) = &call.idempotency_key else {
+                        continue;
+                    };
+                    let refunded = if call.operation == "refunds.create" {
+                        call.response
+                            .as_ref()
+                            .and_then(|r| r["amount"].as_i64())
+                            .unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    budget.charge_write(step_id, key, |s| {
+                        s.stripe_writes += 1;
+                        s.refunded += refunded;
+                    });
+                }
+                "email" if call.decision == CallDecision::Allowed => {
+                    budget.charge(step_id, |s| s.emails += 1);
+                }
+                _ => {}
+            }
+        }
+        budget
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::state::{CallDecision, CallRecord};
+
+    fn call(
+        step: i64,
+        op: &str,
+        decision: CallDecision,
+        ok: bool,
+        key: &str,
+        amount: i64,
+    ) -> CallRecord {
+        CallRecord {
+            step_index: step,
+            attempt: 1,
+            seq: 0,
+            interface: "stripe".into(),
+            operation: op.into(),
+            params: json!({}),
+            request_digest: String::new(),
+            decision,
+            ok,
+            effect: true,
+            response: Some(json!({ "amount": amount })),
+            error: None,
+            idempotency_key: Some(key.into()),
+            started_at: chrono::Utc::now(),
+            duration_us: 0,
+        }
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_what_it_already_spent() {
+        let ids = vec!["find".to_string(), "refund".to_string()];
+        let calls = vec![
+            call(1, "refunds.create", CallDecision::Allowed, true, "k0", 700),
+            // The same write answered from the journal on a re-run: counted once.
+            call(1, "refunds.create", CallDecision::Replayed, true, "k0", 700),
+            call(1, "refunds.create", CallDecision::Allowed, true, "k1", 300),
+            // Failed and denied writes spent nothing.
+            call(1, "refunds.create", CallDecision::Allowed, false, "k2", 900),
+            call(1, "refunds.create", CallDecision::Denied, false, "k3", 900),
+        ];
+        let budget = RunBudget::from_journal(&calls, &ids);
+        let spent = budget.spent("refund");
+        assert_eq!((spent.stripe_writes, spent.refunded), (2, 1000));
+        assert!(budget.charged("k0") && budget.charged("k1"));
+        assert!(!budget.charged("k2"));
+        assert_eq!(budget.spent("find").stripe_writes, 0);
+    }
+}

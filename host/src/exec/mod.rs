@@ -264,12 +264,13 @@ impl Executor<'_> {
             Value::Object(map) => map.clone(),
             _ => Map::new(),
         };
+        let step_ids: Vec<String> = runbook.steps.iter().map(|s| s.id.clone()).collect();
         let scope = RunScope {
             run_id: record.id.clone(),
             operator: record.operator.clone(),
             actor: actor.to_string(),
             dry_run: false,
-            budget: Arc::new(RunBudget::default()),
+            budget: Arc::new(RunBudget::from_journal(&detail.calls, &step_ids)),
             dry_tx: None,
         };
         self.drive(
