@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{PluginCatalog, PluginManifest};
 
-use crate::runbook::Diagnostics;
 
 #[derive(Debug, Clone)]
 pub struct PluginEntry {
@@ -61,7 +60,7 @@ impl PluginDirectory {
         let manifest = match manifest::parse_plugin_manifest(&source, &text) {
             Ok(m) => m,
             Err(diagnostics) => {
-                self.problems.push(render_plain(&diagnostics));
+                self.problems.push(diagnostics.render(false));
                 return;
             }
         };
@@ -102,8 +101,4 @@ impl PluginCatalog for PluginDirectory {
     fn names(&self) -> Vec<String> {
         self.plugins.keys().cloned().collect()
     }
-}
-
-fn render_plain(diagnostics: &Diagnostics) -> String {
-    diagnostics.render(false)
 }
