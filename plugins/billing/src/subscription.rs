@@ -110,3 +110,14 @@ pub fn mark_canceled(id: i64, at: &Timestamp) -> Result<(), Failure> {
     )?;
     Ok(())
 }
+
+/// Record that past-due subscription `id` was paid and is `active` again at `at`.
+///
+/// Touches: update `subscriptions`.
+pub fn mark_active(id: i64, at: &Timestamp) -> Result<(), Failure> {
+    db::execute(
+        "UPDATE subscriptions SET status = 'active', updated_at = $1 WHERE id = $2",
+        params![at, id],
+    )?;
+    Ok(())
+}

@@ -5,7 +5,9 @@
 //! its tier until Stripe ends the subscription. Immediately: `subscriptions.cancel`, the
 //! subscription `canceled` with `canceled_at`, and the organization moved to the tier its
 //! remaining subscriptions give it (free without one: quota limits and entitlements with
-//! it, see `billing::plan`). Either way one `subscription.canceled` audit record, and with
+//! it, see `billing::plan`); with `downgrade=false` the organization keeps its tier, for a
+//! runbook that downgrades in a step of its own (`refund-and-downgrade`). Either way one
+//! `subscription.canceled` audit record, and with
 //! `notify` the `subscription-canceled` email to the billing email (best effort).
 
 use billing::notify::{self, Notification};
@@ -24,6 +26,10 @@ struct Input {
     at_period_end: bool,
     #[serde(default)]
     notify: bool,
+    /// Immediately: also move the organization to the tier its remaining subscriptions
+    /// give it. False leaves that to a later step.
+    #[serde(default = "yes")]
+    downgrade: bool,
 }
 
 fn yes() -> bool {
@@ -66,7 +72,7 @@ impl Procedure for CancelSubscription {
             let done = cancel_at_period_end(&sub, &now)?;
             (done, sub.current_period_end.clone(), None)
         } else {
-            let (done, tier) = cancel_now(&sub, &now)?;
+            let (done, tier) = cancel_now(&sub, &now, input.downgrade)?;
             (done, Some(now.clone()), tier)
         };
         let mode = if input.at_period_end {
@@ -90,6 +96,18 @@ impl Procedure for CancelSubscription {
             }),
         );
 
+        // The tier the organization ends up on: a later step's to set without a downgrade.
+        let new_tier = match &organization_tier {
+            Some(t) => t.after.clone(),
+            None if !input.at_period_end && !input.downgrade => {
+                plan::tier_from_subscriptions(org.id)
+                    .map_err(|f| {
+                        after_stripe_write(&format!("{} canceled", sub.stripe_subscription_id), f)
+                    })?
+                    .0
+            }
+            None => org.plan_tier.clone(),
+        };
         let notification = input.notify.then(|| {
             notify::send(
                 std::slice::from_ref(&org.billing_email),
@@ -98,7 +116,7 @@ impl Procedure for CancelSubscription {
                     "organization_id": org.id,
                     "organization_name": org.name,
                     "plan_tier": sub.plan_tier,
-                    "new_tier": organization_tier.as_ref().map_or(&org.plan_tier, |t| &t.after),
+                    "new_tier": new_tier,
                     "stripe_subscription_id": sub.stripe_subscription_id,
                     "at_period_end": input.at_period_end,
                     "effective_date": effective_at.as_ref().map_or("", |t| t.date()),
@@ -148,13 +166,20 @@ fn cancel_at_period_end(sub: &Subscription, now: &Timestamp) -> Result<bool, Fai
 }
 
 /// Returns whether it was a dry run, and the organization's move to another tier.
-fn cancel_now(sub: &Subscription, now: &Timestamp) -> Result<(bool, Option<TierChange>), Failure> {
+fn cancel_now(
+    sub: &Subscription,
+    now: &Timestamp,
+    downgrade: bool,
+) -> Result<(bool, Option<TierChange>), Failure> {
     let response = stripe::call(
         "subscriptions.cancel",
         &json!({ "id": sub.stripe_subscription_id }),
     )?;
     let record = || -> Result<Option<TierChange>, Failure> {
         subscription::mark_canceled(sub.id, now)?;
+        if !downgrade {
+            return Ok(None);
+        }
         plan::follow_subscriptions(sub.organization_id, now)
     };
     let tier = record()

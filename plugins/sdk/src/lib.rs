@@ -43,6 +43,7 @@ pub mod db;
 pub mod email;
 mod error;
 pub mod log;
+pub mod rollback;
 mod rows;
 pub mod stripe;
 mod timestamp;

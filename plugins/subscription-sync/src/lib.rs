@@ -3,7 +3,7 @@
 //! Scope: one organization's subscriptions (any status: Stripe may say active what the
 //! database says canceled), or every live one (active, past due, trialing). For each it
 //! retrieves the subscription from Stripe, compares status, tier, `current_period_end`
-//! and `cancel_at_period_end` ([`stripe_state`] says how Stripe's object is read), and
+//! and `cancel_at_period_end` ([`billing::stripe_state`] says how Stripe's object is read), and
 //! updates the row to match. `canceled_at` follows the status (the table's CHECK);
 //! `updated_at` is stamped, except on a subscription that was and stays past due, whose
 //! `updated_at` is when its grace period started.
@@ -17,12 +17,11 @@
 //! Stripe error, a Stripe status the schema has no word for. Stripe is only read, so any
 //! failure leaves both sides as they were.
 
-mod stripe_state;
-
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use billing::plan::{self, TierChange};
+use billing::stripe_state::{self, StripeState};
 use billing::subscription::{self, Subscription};
 use billing::{clock, contacts};
 use runbook_sdk::serde_json::json;
@@ -30,7 +29,6 @@ use runbook_sdk::{
     CallError, Failure, Procedure, Timestamp, audit, db, log, params, register_plugin, stripe,
 };
 use serde::{Deserialize, Serialize};
-use stripe_state::StripeState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@
 //! Reads both API shapes: `current_period_end` on the subscription (before 2025-03-31) or
 //! on its first item (since).
 
-use billing::tier;
+use crate::tier;
 use runbook_sdk::Timestamp;
 use runbook_sdk::serde_json::Value;
 
