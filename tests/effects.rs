@@ -6,96 +6,8 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::servers::{LocalStripe, SmtpServer, WebhookReceiver};
+use support::world::{STRIPE_KEY, WEBHOOK_SECRET, World};
 use support::{Backend, Workspace, assert_success, stderr, stdout};
-
-/// The key the host reads from its environment. Distinctive, so a leak is findable.
-const STRIPE_KEY: &str = "sk_test_runbook_leakcheck_7f3a9c";
-const WEBHOOK_SECRET: &str = "whsec_runbook_test_secret_51c2";
-
-/// One test's servers and a PostgreSQL workspace with the demo data, wired together.
-struct World {
-    ws: Workspace,
-    stripe: LocalStripe,
-    smtp: SmtpServer,
-    receiver: WebhookReceiver,
-    seed: Value,
-}
-
-impl World {
-    fn new() -> World {
-        let ws = Workspace::with_demo(Backend::Postgres);
-        let stripe = LocalStripe::start();
-        let smtp = SmtpServer::start();
-        let receiver = WebhookReceiver::start(WEBHOOK_SECRET);
-        let seed = stripe.seed();
-        ws.write_config(&format!(
-            "\n[stripe]\napi_key_env = \"RUNBOOK_TEST_STRIPE_KEY\"\nbase_url = \"{}\"\nmax_attempts = 3\n\n\
-             [webhooks.app]\nurl = \"{}\"\nsecret_env = \"RUNBOOK_TEST_WEBHOOK_SECRET\"\n\n\
-             [email]\nfrom = \"billing-ops@example.com\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            stripe.url(),
-            receiver.endpoint(),
-            smtp.port()
-        ));
-        let world = World {
-            ws,
-            stripe,
-            smtp,
-            receiver,
-            seed,
-        };
-        world.link_organizations();
-        world
-    }
-
-    /// Points the demo organizations the seed mirrors at the seeded Stripe objects.
-    fn link_organizations(&self) {
-        for customer in self.seed["customers"].as_object().unwrap().values() {
-            let org = customer["organization_id"].as_i64().unwrap();
-            self.ws.target_execute(&format!(
-                "UPDATE organizations SET stripe_customer_id = '{cus}' WHERE id = {org};
-                 UPDATE subscriptions SET stripe_subscription_id = '{sub}'
-                   WHERE id = (SELECT id FROM subscriptions WHERE organization_id = {org}
-                               ORDER BY created_at DESC LIMIT 1);
-                 UPDATE invoices SET stripe_invoice_id = '{inv}', stripe_charge_id = '{ch}'
-                   WHERE id = (SELECT id FROM invoices WHERE organization_id = {org} AND status = 'paid'
-                               ORDER BY paid_at DESC LIMIT 1);",
-                cus = customer["id"].as_str().unwrap(),
-                sub = customer["subscription"].as_str().unwrap(),
-                inv = customer["invoice"].as_str().unwrap(),
-                ch = customer["charge"].as_str().unwrap_or_default(),
-            ));
-        }
-    }
-
-    fn customer(&self, key: &str) -> &Value {
-        &self.seed["customers"][key]
-    }
-
-    fn exec(&self, args: &[&str]) -> (i32, Value, std::process::Output) {
-        let mut cmd = self.ws.command();
-        cmd.env("RUNBOOK_TEST_STRIPE_KEY", STRIPE_KEY)
-            .env("RUNBOOK_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .arg("exec")
-            .args(args)
-            .arg("--json");
-        let out = cmd.output().unwrap();
-        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (out.status.code().unwrap_or(-1), report, out)
-    }
-
-    fn status(&self, run_id: &str) -> Value {
-        self.ws.json(&["status", run_id, "--json"])
-    }
-
-    fn posts_to(&self, prefix: &str) -> Vec<support::servers::RecordedRequest> {
-        self.stripe
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "POST" && r.path.starts_with(prefix))
-            .collect()
-    }
-}
 
 /// A runbook with one `effector` step making `calls`. The plugin imports both Stripe
 /// and email, so a step must grant both interfaces (possibly nothing within them).
@@ -733,5 +645,32 @@ fn a_step_is_retried_when_stripe_keeps_failing_and_refunds_once() {
     assert_eq!(
         w.ws.scalar_i64("SELECT COUNT(*) FROM payment_events WHERE event_type = 'refunded'"),
         1
+    );
+}
+
+#[test]
+fn a_parameterless_write_sends_no_body_and_carries_its_key() {
+    let w = World::new();
+    let invoice = w.customer("ember")["invoice"].as_str().unwrap().to_string();
+    w.ws.add_runbook(
+        "effects",
+        &effector_runbook(
+            "[steps.grants.stripe]\noperations = [\"invoices.pay\"]",
+            json!([{ "stripe": "invoices.pay", "params": { "id": invoice } }]),
+            "",
+        ),
+    );
+    let (code, report, out) = w.exec(&["effects"]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let result = &report["steps"][0]["output"]["results"][0];
+    assert_eq!(result["ok"]["id"], invoice.as_str(), "{result}");
+    let posts = w.posts_to(&format!("/v1/invoices/{invoice}/pay"));
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0]
+            .idempotency_key
+            .as_deref()
+            .unwrap()
+            .starts_with("runbook-")
     );
 }

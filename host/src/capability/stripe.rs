@@ -302,9 +302,10 @@ async fn send(
     loop {
         attempt += 1;
         let builder = RequestBuilder::new(op.method, path.clone());
+        // No parameters, no body: an empty form would still be sent as one empty key.
         let builder = match op.method {
-            StripeMethod::Post => builder.form(&params),
             _ if params.is_empty() => builder,
+            StripeMethod::Post => builder.form(&params),
             _ => builder.query(&params),
         };
         let result = builder

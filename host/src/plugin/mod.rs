@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{PluginCatalog, PluginManifest};
 
-
 #[derive(Debug, Clone)]
 pub struct PluginEntry {
     pub manifest: PluginManifest,
