@@ -522,3 +522,52 @@ fn killed_between_steps_resume_runs_only_the_rest() {
     let (code, _, _) = exec_as(&ws, "alice", &["resume", &run_id]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn a_finished_run_is_rolled_back_on_demand_by_an_allowed_person() {
+    let ws = workspace();
+    let text = runbook(
+        "undoable",
+        &[
+            ledger_step("first", "one", ""),
+            ledger_step("second", "two", ""),
+        ],
+    )
+    .replace(
+        "description = \"control-flow test\"\n",
+        "description = \"control-flow test\"\nrollback_approvers = [\"group:leads\"]\n",
+    );
+    ws.add_runbook("undoable", &text);
+    let (code, report, _) = exec_as(&ws, "alice", &["exec", "undoable", "--json"]);
+    assert_eq!(code, 0);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    assert_eq!(notes(&ws), ["one", "two"]);
+
+    let (code, _, out) = exec_as(&ws, "mallory", &["rollback", &run_id]);
+    assert_eq!(code, 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("may not roll back"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(notes(&ws), ["one", "two"]);
+
+    let (code, report, out) = exec_as(&ws, "bob", &["rollback", &run_id, "--json"]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    assert_eq!(report["state"], "rolled-back", "{report}");
+    assert_eq!(
+        ws.json(&["status", &run_id, "--json"])["state"],
+        "rolled-back"
+    );
+    assert_eq!(notes(&ws), ["undo two", "undo one"]);
+    assert!(audit_actions(&ws, &run_id).contains(&("run.rolled_back".into(), "bob".into())));
+    // Twice is once: nothing is undone again.
+    let (_, report, _) = exec_as(&ws, "bob", &["rollback", &run_id, "--json"]);
+    assert!(
+        report["rollbacks"]
+            .as_array()
+            .map_or(true, |r| r.is_empty()),
+        "{report}"
+    );
+    assert_eq!(notes(&ws), ["undo two", "undo one"]);
+}

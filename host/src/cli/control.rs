@@ -222,7 +222,11 @@ pub async fn rollback(config: Option<&Path>, args: RollbackArgs) -> u8 {
             .await;
         engine.target.close().await;
         let report = result.map_err(|e| report_error(&e))?;
-        Ok(finish(&report, args.json))
+        // What was asked for is the rollback: it succeeding is success.
+        Ok(match finish(&report, args.json) {
+            _ if report.state == crate::state::RunState::RolledBack => exit::SUCCESS,
+            code => code,
+        })
     }
     .await;
     result.unwrap_or_else(|Reported(code)| code)

@@ -24,6 +24,16 @@ pub(super) enum Gate {
     Waiting(AwaitingApproval),
 }
 
+/// Whether `actor` is one of `approvers`, by name or through a `group:<name>`.
+pub(super) fn is_listed(approvers: &[String], actor: &str, groups: &Groups) -> bool {
+    approvers.iter().any(|a| match a.strip_prefix("group:") {
+        Some(group) => groups
+            .get(group)
+            .is_some_and(|m| m.iter().any(|x| x == actor)),
+        None => a == actor,
+    })
+}
+
 /// Whether `actor` may decide on `record`: named directly or through a group, not the
 /// person who started the run unless the step allows it, and not twice.
 pub fn may_approve(

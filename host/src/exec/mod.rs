@@ -71,6 +71,8 @@ pub enum ExecError {
     NotResumable { run_id: String, reason: String },
     #[error("step `{step}`: approver group `{group}` is not defined in runbook.toml (`[groups]`)")]
     UnknownGroup { step: String, group: String },
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 impl ExecError {
@@ -303,6 +305,15 @@ impl Executor<'_> {
                 run_id: record.id.clone(),
                 runbook: record.runbook.clone(),
             });
+        }
+        if !runbook.rollback_approvers.is_empty()
+            && !approval::is_listed(&runbook.rollback_approvers, actor, &self.groups)
+        {
+            return Err(ExecError::NotAllowed(format!(
+                "{actor} may not roll back runs of `{}` (rollback_approvers: {})",
+                runbook.name,
+                runbook.rollback_approvers.join(", ")
+            )));
         }
         let loaded = self.load_plugins(runbook, actor).await?;
         let lease = lease::new_lease(self.lease_ttl);

@@ -23,6 +23,9 @@ pub struct Runbook {
     /// A template over `params`: while a run with the same rendered key is unfinished,
     /// another is refused.
     pub concurrency_key: Option<String>,
+    /// Who may roll a run back on demand (`runbook rollback`): people or `group:<name>`;
+    /// empty means anyone who may run the runbook.
+    pub rollback_approvers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

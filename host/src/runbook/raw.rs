@@ -23,6 +23,7 @@ pub(crate) struct RawRunbook {
     pub description: Option<Spanned<String>>,
     pub params: Option<Spanned<BTreeMap<String, Spanned<RawParam>>>>,
     pub concurrency_key: Option<Spanned<String>>,
+    pub rollback_approvers: Option<SpannedList>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
 

@@ -240,6 +240,7 @@ fn good_runbook_parses_to_the_expected_model() {
         source: "good.toml".into(),
         digest: hex::encode(Sha256::digest(GOOD.as_bytes())),
         concurrency_key: None,
+        rollback_approvers: Vec::new(),
     };
     assert_eq!(rb, expected);
     assert_eq!(rb.digest.len(), 64);

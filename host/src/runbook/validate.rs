@@ -136,6 +136,25 @@ pub(crate) fn runbook(
         source: source_name.to_string(),
         digest: hex::encode(Sha256::digest(text.as_bytes())),
         concurrency_key,
+        rollback_approvers: raw
+            .rollback_approvers
+            .as_ref()
+            .map(|list| {
+                list.get_ref()
+                    .iter()
+                    .filter_map(|a| {
+                        let name = a.get_ref().trim();
+                        let bare = name.strip_prefix("group:").unwrap_or(name);
+                        if bare.is_empty() || bare.chars().any(char::is_whitespace) {
+                            diags.error(a.span(), format!("invalid approver {:?}", a.get_ref()));
+                            None
+                        } else {
+                            Some(name.to_string())
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

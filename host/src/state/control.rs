@@ -455,13 +455,15 @@ pub(super) fn state_from_row(
     let loc = || format!("runs row {run_id:?}");
     let status: String = col(row, "status", loc)?;
     let rollback: Option<String> = col(row, "rollback_status", loc)?;
+    // A rollback (after a failure, or on demand after success) says more than the status.
+    match (status.as_str(), rollback.as_deref()) {
+        ("succeeded" | "failed", Some("rolled-back")) => return Ok(RunState::RolledBack),
+        ("succeeded" | "failed", Some("rollback-failed")) => return Ok(RunState::RollbackFailed),
+        _ => {}
+    }
     Ok(match status.as_str() {
         "succeeded" => RunState::Succeeded,
-        "failed" => match rollback.as_deref() {
-            Some("rolled-back") => RunState::RolledBack,
-            Some("rollback-failed") => RunState::RollbackFailed,
-            _ => RunState::Failed,
-        },
+        "failed" => RunState::Failed,
         _ => {
             let waiting: i64 = col(row, "waiting", loc)?;
             let until: Option<String> = col(row, "lease_expires_at", loc)?;
