@@ -564,9 +564,7 @@ fn a_finished_run_is_rolled_back_on_demand_by_an_allowed_person() {
     // Twice is once: nothing is undone again.
     let (_, report, _) = exec_as(&ws, "bob", &["rollback", &run_id, "--json"]);
     assert!(
-        report["rollbacks"]
-            .as_array()
-            .map_or(true, |r| r.is_empty()),
+        report["rollbacks"].as_array().is_none_or(|r| r.is_empty()),
         "{report}"
     );
     assert_eq!(notes(&ws), ["undo two", "undo one"]);
