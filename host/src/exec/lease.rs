@@ -17,6 +17,14 @@ pub(super) fn new_lease(ttl: Duration) -> Lease {
     }
 }
 
+/// The same lease, extended by `ttl` from now.
+pub(super) fn renewed(lease: &Lease, ttl: Duration) -> Lease {
+    Lease {
+        owner: lease.owner.clone(),
+        until: expiry(ttl),
+    }
+}
+
 fn expiry(ttl: Duration) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(15))
 }

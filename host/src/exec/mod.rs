@@ -73,12 +73,19 @@ pub enum ExecError {
     UnknownGroup { step: String, group: String },
     #[error("{0}")]
     NotAllowed(String),
+    #[error(
+        "run {run_id}: this process lost the run's lease (it stalled longer than the lease, and the run may have been resumed elsewhere); stopped before the next step"
+    )]
+    LeaseLost { run_id: String },
 }
 
 impl ExecError {
     /// Whether the error means nothing ran because the request itself was wrong.
     pub fn is_invalid_input(&self) -> bool {
-        !matches!(self, ExecError::State(_) | ExecError::Target(_))
+        !matches!(
+            self,
+            ExecError::State(_) | ExecError::Target(_) | ExecError::LeaseLost { .. }
+        )
     }
 }
 
@@ -426,6 +433,18 @@ impl Executor<'_> {
                 });
                 reports.push(report);
                 continue;
+            }
+            // A process that stalled past its lease may have lost the run to a resume
+            // elsewhere: it must not start another step.
+            if !self
+                .state
+                .renew_lease(&scope.run_id, &lease::renewed(&lease, self.lease_ttl))
+                .await?
+            {
+                heartbeat.stop();
+                return Err(ExecError::LeaseLost {
+                    run_id: scope.run_id.clone(),
+                });
             }
             observer.step_started(index, step);
             let report = if let Some(approval) = &step.approval {
