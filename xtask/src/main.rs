@@ -1,6 +1,7 @@
-//! Build automation: `cargo xtask plugins|demo|lint|pyenv|test`. Plain std::process, no
+//! Build automation: `cargo xtask plugins|demo|lint|pyenv|test|bench`. Plain std::process, no
 //! magic: every step prints the command it runs.
 
+mod bench;
 mod pyenv;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,9 @@ commands:
   lint      cargo fmt --check and clippy -D warnings on the host and the plugins
   pyenv     the Python virtualenv target/py with the tests' servers (localstripe,
             aiosmtpd, stripe; pinned in tests/servers/requirements.txt)
-  test      the whole suite: pyenv, lint, plugins, then every test (what CI runs)";
+  test      the whole suite: pyenv, lint, plugins, then every test (what CI runs)
+  bench     whole-process figures of the release binary (exec cold/warm, overhead per
+            step on SQLite and PostgreSQL state, peak RSS) as a Markdown table";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -29,6 +32,7 @@ fn main() -> Result<()> {
         "lint" => lint(),
         "pyenv" => pyenv::pyenv(),
         "test" => test(),
+        "bench" => bench::bench(),
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown command `{command}`")
