@@ -218,28 +218,6 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                 anstream::println!("  error:  {error}");
             }
         }
-        for rollback in &detail.rollbacks {
-            let name = detail
-                .steps
-                .iter()
-                .find(|s| s.index == rollback.step_index)
-                .map_or("?", |s| s.step_id.as_str());
-            let (style, word) = if rollback.succeeded {
-                (OK, "rolled back")
-            } else {
-                (FAIL, "rollback failed")
-            };
-            anstream::println!(
-                "\n{BOLD}rollback of {name}{BOLD:#} {style}{word}{style:#} {} ms",
-                rollback.duration_ms
-            );
-            if let Some(output) = &rollback.output {
-                anstream::println!("  output: {output}");
-            }
-            if let Some(error) = &rollback.error {
-                anstream::println!("  error:  {error}");
-            }
-        }
         Ok(exit::SUCCESS)
     }
     .await;
