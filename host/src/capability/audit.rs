@@ -6,8 +6,10 @@ use crate::runtime::StepState;
 use crate::runtime::audit_bindings;
 
 /// Records per step; a plugin that writes more is stopped (trap), since an audit trail
-/// that silently drops entries would be worse than a failed step.
-const MAX_AUDIT_RECORDS: usize = 100_000;
+/// that silently drops entries would be worse than a failed step. Records wait on disk
+/// (see `state::AuditSpool`), so this bounds the spool file, not memory: a bulk job
+/// auditing each of a million rows fits.
+const MAX_AUDIT_RECORDS: usize = 5_000_000;
 
 impl audit_bindings::Host for StepState {
     async fn record(

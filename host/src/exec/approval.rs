@@ -94,6 +94,8 @@ impl Executor<'_> {
                         plugin_digest: String::new(),
                         input: json!({ "approvers": approval.approvers, "required": approval.required }),
                         started_at: chrono::Utc::now(),
+                        attempts: 0,
+                        lease: scope.renewed_lease(self.lease_ttl),
                     },
                 )
                 .await?;

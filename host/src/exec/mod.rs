@@ -27,8 +27,8 @@ use crate::plugin::PluginDirectory;
 use crate::runbook::{OnFailure, Runbook, Step, Templates};
 use crate::runtime::{LoadedPlugin, Runtime, RuntimeError, StepLimits};
 use crate::state::{
-    LogLine, NewAuditEntry, NewRun, RunState, RunStatus, StateError, StateStore, StepRecord,
-    StepStatus,
+    LogLine, NewAuditEntry, NewRun, RunEnd, RunState, RunStatus, StateError, StateStore,
+    StepFinish, StepRecord, StepStatus,
 };
 use crate::target::{StepTransaction, TargetDb, TargetError};
 
@@ -50,7 +50,7 @@ pub enum ExecError {
         interfaces: Vec<Capability>,
     },
     #[error("state store: {0}")]
-    State(#[from] StateError),
+    State(StateError),
     #[error("target database: {0}")]
     Target(#[from] TargetError),
     #[error(
@@ -77,6 +77,15 @@ pub enum ExecError {
         "run {run_id}: this process lost the run's lease (it stalled longer than the lease, and the run may have been resumed elsewhere); stopped before the next step"
     )]
     LeaseLost { run_id: String },
+}
+
+impl From<StateError> for ExecError {
+    fn from(e: StateError) -> ExecError {
+        match e {
+            StateError::LeaseLost { run_id } => ExecError::LeaseLost { run_id },
+            other => ExecError::State(other),
+        }
+    }
 }
 
 impl ExecError {
@@ -140,6 +149,15 @@ pub(crate) struct RunScope {
     budget: Arc<RunBudget>,
     /// Dry run only: the one transaction all steps write in, rolled back at the end.
     dry_tx: Option<StepTransaction>,
+    /// This process's lease on the run, renewed whenever a step starts.
+    lease: Option<crate::state::Lease>,
+}
+
+impl RunScope {
+    /// The lease to renew with the start of the next step.
+    fn renewed_lease(&self, ttl: Duration) -> Option<crate::state::Lease> {
+        self.lease.as_ref().map(|l| lease::renewed(l, ttl))
+    }
 }
 
 impl Executor<'_> {
@@ -170,19 +188,29 @@ impl Executor<'_> {
             (Some(target), true) => Some(target.begin().await?),
             _ => None,
         };
+        let started_audit = run_audit(
+            &run_id,
+            operator,
+            "run.started",
+            &runbook.name,
+            json!({ "params": params, "dry_run": self.dry_run, "concurrency_key": concurrency_key }),
+        );
         let created = self
             .state
-            .create_run(&NewRun {
-                id: run_id.clone(),
-                runbook: runbook.name.clone(),
-                runbook_digest: runbook.digest.clone(),
-                params: Value::Object(params.clone()),
-                operator: operator.to_string(),
-                started_at: chrono::Utc::now(),
-                dry_run: self.dry_run,
-                concurrency_key: concurrency_key.clone(),
-                lease: Some(lease.clone()),
-            })
+            .create_run_with(
+                &NewRun {
+                    id: run_id.clone(),
+                    runbook: runbook.name.clone(),
+                    runbook_digest: runbook.digest.clone(),
+                    params: Value::Object(params.clone()),
+                    operator: operator.to_string(),
+                    started_at: chrono::Utc::now(),
+                    dry_run: self.dry_run,
+                    concurrency_key: concurrency_key.clone(),
+                    lease: Some(lease.clone()),
+                },
+                &[started_audit],
+            )
             .await;
         if let Err(StateError::ConcurrentRun {
             run_id: holder,
@@ -196,15 +224,6 @@ impl Executor<'_> {
             });
         }
         created?;
-        self.state
-            .append_audit(&[run_audit(
-                &run_id,
-                operator,
-                "run.started",
-                &runbook.name,
-                json!({ "params": params, "dry_run": self.dry_run, "concurrency_key": concurrency_key }),
-            )])
-            .await?;
         observer.run_started(&run_id, runbook);
         let scope = RunScope {
             run_id,
@@ -213,6 +232,7 @@ impl Executor<'_> {
             dry_run: self.dry_run,
             budget: Arc::new(RunBudget::default()),
             dry_tx,
+            lease: None,
         };
         self.drive(runbook, scope, lease, params, Vec::new(), &loaded, observer)
             .await
@@ -281,6 +301,7 @@ impl Executor<'_> {
             dry_run: false,
             budget: Arc::new(RunBudget::from_journal(&detail.calls, &step_ids)),
             dry_tx: None,
+            lease: None,
         };
         self.drive(
             runbook,
@@ -337,6 +358,7 @@ impl Executor<'_> {
             dry_run: false,
             budget: Arc::new(RunBudget::default()),
             dry_tx: None,
+            lease: None,
         };
         let started = Instant::now();
         let context = context_from(&record.params, &detail.steps, &scope, runbook);
@@ -399,6 +421,7 @@ impl Executor<'_> {
         observer: &mut dyn RunObserver,
     ) -> Result<RunReport, ExecError> {
         let started = Instant::now();
+        scope.lease = Some(lease.clone());
         let heartbeat = lease::Heartbeat::start(
             self.state.clone(),
             scope.run_id.clone(),
@@ -416,6 +439,9 @@ impl Executor<'_> {
             },
         });
         let mut reports = Vec::with_capacity(runbook.steps.len());
+        // The outcome of the step that just ran, stored with the next step's start (or
+        // the run's end) so that each step boundary costs one commit.
+        let mut pending: Option<StepFinish> = None;
         let mut failure = None;
         let mut failed_at = None;
         let mut awaiting = None;
@@ -435,11 +461,13 @@ impl Executor<'_> {
                 continue;
             }
             // A process that stalled past its lease may have lost the run to a resume
-            // elsewhere: it must not start another step.
-            if !self
-                .state
-                .renew_lease(&scope.run_id, &lease::renewed(&lease, self.lease_ttl))
-                .await?
+            // elsewhere: it must not start another step. A new step renews the lease in
+            // the transaction that records its start; a step that was in flight here.
+            if earlier.is_some()
+                && !self
+                    .state
+                    .renew_lease(&scope.run_id, &lease::renewed(&lease, self.lease_ttl))
+                    .await?
             {
                 heartbeat.stop();
                 return Err(ExecError::LeaseLost {
@@ -448,6 +476,7 @@ impl Executor<'_> {
             }
             observer.step_started(index, step);
             let report = if let Some(approval) = &step.approval {
+                self.store_pending(&scope, &mut pending).await?;
                 match self
                     .approval_step(
                         &mut scope,
@@ -467,11 +496,26 @@ impl Executor<'_> {
                     }
                 }
             } else {
-                self.run_step(&mut scope, index, step, loaded, &mut context, earlier)
-                    .await?
+                let previous = pending.take();
+                let (report, finish) = self
+                    .run_step(
+                        &mut scope,
+                        index,
+                        step,
+                        loaded,
+                        &mut context,
+                        earlier,
+                        previous,
+                    )
+                    .await?;
+                pending = Some(finish);
+                report
             };
             observer.step_finished(index, &report);
-            failpoint_after_step(&step.id);
+            if failpoint_after_step(&step.id) {
+                self.store_pending(&scope, &mut pending).await?;
+                die_by_failpoint(&step.id);
+            }
             context["steps"][&step.id] = json!({
                 "output": report.output.clone().unwrap_or(Value::Null),
                 "status": report.status,
@@ -501,7 +545,8 @@ impl Executor<'_> {
                 "the dry run's transaction could not be rolled back: {e}"
             ));
         }
-        if let Some(pending) = awaiting {
+        if let Some(waiting) = awaiting {
+            self.store_pending(&scope, &mut pending).await?;
             heartbeat.stop();
             self.state
                 .release_lease(&scope.run_id, &lease.owner)
@@ -516,12 +561,14 @@ impl Executor<'_> {
                 dry_run: scope.dry_run,
                 steps: reports,
                 rollbacks: Vec::new(),
-                awaiting: Some(pending),
+                awaiting: Some(waiting),
                 plan: None,
             });
         }
         let rollbacks = match failed_at {
             Some(index) if !scope.dry_run => {
+                // The failed step's outcome is stored before anything is undone.
+                self.store_pending(&scope, &mut pending).await?;
                 self.roll_back(&mut scope, runbook, loaded, index, &context)
                     .await?
             }
@@ -533,24 +580,26 @@ impl Executor<'_> {
             RunStatus::Succeeded
         };
         heartbeat.stop();
-        self.state
-            .finish_run(&scope.run_id, status, failure.as_deref())
-            .await?;
         let rolled = rollback_state(&rollbacks);
-        if let Some(state) = rolled {
-            self.state.set_rollback_status(&scope.run_id, state).await?;
-        }
+        let finished = run_audit(
+            &scope.run_id,
+            &scope.actor,
+            "run.finished",
+            &runbook.name,
+            json!({ "status": status, "error": failure, "dry_run": scope.dry_run, "rollback": rolled }),
+        );
         self.state
-            .release_lease(&scope.run_id, &lease.owner)
-            .await?;
-        self.state
-            .append_audit(&[run_audit(
+            .end_run(
                 &scope.run_id,
-                &scope.actor,
-                "run.finished",
-                &runbook.name,
-                json!({ "status": status, "error": failure, "dry_run": scope.dry_run, "rollback": rolled }),
-            )])
+                pending.take(),
+                &RunEnd {
+                    status,
+                    error: failure.clone(),
+                    rollback: rolled,
+                    lease_owner: Some(lease.owner.clone()),
+                    audit: vec![finished],
+                },
+            )
             .await?;
         let plan = if scope.dry_run {
             let step_ids: Vec<String> = runbook.steps.iter().map(|s| s.id.clone()).collect();
@@ -580,6 +629,18 @@ impl Executor<'_> {
             awaiting: None,
             plan,
         })
+    }
+
+    /// Stores the outcome of the step that ran last, if it is not stored yet.
+    async fn store_pending(
+        &self,
+        scope: &RunScope,
+        pending: &mut Option<StepFinish>,
+    ) -> Result<(), ExecError> {
+        if let Some(finish) = pending.take() {
+            self.state.finish_step_with(&scope.run_id, finish).await?;
+        }
+        Ok(())
     }
 
     /// Every `group:<name>` an approval names must exist in `runbook.toml`.
@@ -665,17 +726,18 @@ impl Executor<'_> {
 /// SIGKILL the moment step `<id>` is recorded, as `kill -9` or a power cut would, so
 /// tests (and operators rehearsing recovery) can check that `runbook resume` continues
 /// with the next step.
-fn failpoint_after_step(step_id: &str) {
-    if let Ok(point) = std::env::var("RUNBOOK_FAILPOINT")
-        && point.strip_prefix("after-step:") == Some(step_id)
-    {
-        eprintln!("failpoint {point}: kill -9");
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &std::process::id().to_string()])
-            .status();
-        // Should `kill` be missing, die anyway, just as abruptly.
-        std::process::abort();
-    }
+fn failpoint_after_step(step_id: &str) -> bool {
+    std::env::var("RUNBOOK_FAILPOINT")
+        .is_ok_and(|point| point.strip_prefix("after-step:") == Some(step_id))
+}
+
+fn die_by_failpoint(step_id: &str) -> ! {
+    eprintln!("failpoint after-step:{step_id}: kill -9");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &std::process::id().to_string()])
+        .status();
+    // Should `kill` be missing, die anyway, just as abruptly.
+    std::process::abort();
 }
 
 /// The template context of a run whose steps ran (partly) in another process.

@@ -10,7 +10,7 @@ use super::report::RollbackReport;
 use super::{ExecError, Executor, RunScope};
 use crate::runbook::{RetryPolicy, Runbook, Step};
 use crate::runtime::LoadedPlugin;
-use crate::state::{NewAuditEntry, RollbackRecord, RunState, StepStatus};
+use crate::state::{AuditSpool, NewAuditEntry, RollbackRecord, RunState, StepStatus};
 
 /// `rolled-back` if every rollback that ran succeeded, `rollback-failed` if one failed,
 /// `None` if there was nothing to undo.
@@ -91,7 +91,7 @@ impl Executor<'_> {
                             None,
                             Some(format!("rollback input: {e}")),
                             Vec::new(),
-                            Vec::new(),
+                            AuditSpool::new(),
                         )
                         .await?,
                     );
@@ -167,7 +167,7 @@ impl Executor<'_> {
         output: Option<Value>,
         error: Option<String>,
         logs: Vec<crate::state::LogLine>,
-        mut audit: Vec<NewAuditEntry>,
+        mut audit: AuditSpool,
     ) -> Result<RollbackReport, ExecError> {
         audit.push(NewAuditEntry {
             at: chrono::Utc::now(),
@@ -195,7 +195,7 @@ impl Executor<'_> {
             duration_ms: started.elapsed().as_millis() as i64,
         };
         self.state
-            .record_rollback(&scope.run_id, &record, &audit)
+            .record_rollback(&scope.run_id, &record, audit)
             .await?;
         Ok(RollbackReport {
             step: step.id.clone(),

@@ -13,10 +13,12 @@ use crate::capability::EffectSession;
 use crate::grant::Grants;
 use crate::runbook::Step;
 use crate::runtime::{
-    DbSession, Fault, LoadedPlugin, PluginOutcome, StepContext, StepLimits, StepState,
+    DbSession, Fault, LoadedPlugin, MAX_LOG_LINES, PluginOutcome, StepContext, StepLimits,
+    StepState,
 };
 use crate::state::{
-    CallRecord, LogLine, NewAuditEntry, StepOutcome, StepRecord, StepStart, StepStatus,
+    AuditSpool, CallRecord, LogLine, StateError, StepFinish, StepOutcome, StepRecord, StepStart,
+    StepStatus,
 };
 use crate::target::StepTransaction;
 
@@ -29,7 +31,7 @@ pub(super) struct Attempt {
     /// another attempt.
     pub retryable: bool,
     pub logs: Vec<LogLine>,
-    pub audit: Vec<NewAuditEntry>,
+    pub audit: AuditSpool,
     pub calls: Vec<CallRecord>,
     /// The dry run's transaction, handed back to the run.
     tx: Option<StepTransaction>,
@@ -37,7 +39,10 @@ pub(super) struct Attempt {
 
 impl Executor<'_> {
     /// Runs one plugin step (or re-runs one that was in flight when its process died),
-    /// retrying transient failures with backoff, and records its outcome.
+    /// retrying transient failures with backoff. The step's start is stored (with the
+    /// `previous` step's outcome, in one transaction) before its plugin runs; its own
+    /// outcome is returned for the caller to store with whatever comes next.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_step(
         &self,
         scope: &mut RunScope,
@@ -46,7 +51,8 @@ impl Executor<'_> {
         loaded: &HashMap<String, LoadedPlugin>,
         context: &mut Value,
         in_flight: Option<&StepRecord>,
-    ) -> Result<StepReport, ExecError> {
+        previous: Option<StepFinish>,
+    ) -> Result<(StepReport, StepFinish), ExecError> {
         let plugin = &loaded[&step.plugin];
         let started = Instant::now();
         let started_at = chrono::Utc::now();
@@ -60,13 +66,14 @@ impl Executor<'_> {
         context["run"]["attempt"] = json!(first_attempt);
         let prepared = self.prepare(step, context);
         if in_flight.is_none() {
-            let input = match &prepared {
-                Ok(Some((input, _))) => input.clone(),
-                _ => Value::Null,
+            let (input, attempts) = match &prepared {
+                Ok(Some((input, _))) => (input.clone(), i64::from(first_attempt)),
+                _ => (Value::Null, 0),
             };
             self.state
-                .start_step(
+                .start_step_after(
                     &scope.run_id,
+                    previous,
                     &StepStart {
                         index: index as i64,
                         step_id: step.id.clone(),
@@ -74,13 +81,20 @@ impl Executor<'_> {
                         plugin_digest: plugin.digest.clone(),
                         input,
                         started_at,
+                        attempts,
+                        lease: scope.renewed_lease(self.lease_ttl),
                     },
                 )
                 .await?;
+        } else if let Some(previous) = previous {
+            self.state.finish_step_with(&scope.run_id, previous).await?;
         }
 
         let mut logs = Vec::new();
-        let mut audit = Vec::new();
+        let mut audit = AuditSpool::new();
+        // The last attempt's calls are stored with the step's outcome; an attempt that is
+        // followed by another is journaled before the backoff.
+        let mut calls = Vec::new();
         let (mut status, mut output, mut error) = (StepStatus::Failed, None, None);
         if first_attempt > 1 {
             logs.push(host_line(
@@ -116,9 +130,12 @@ impl Executor<'_> {
                         }
                     }
                     report.attempts = attempt;
-                    self.state
-                        .set_step_attempts(&scope.run_id, index as i64, i64::from(attempt))
-                        .await?;
+                    // A step's first attempt was stored with its start.
+                    if attempt > first_attempt || in_flight.is_some() {
+                        self.state
+                            .set_step_attempts(&scope.run_id, index as i64, i64::from(attempt))
+                            .await?;
+                    }
                     let result = self
                         .attempt(
                             scope,
@@ -130,14 +147,15 @@ impl Executor<'_> {
                             attempt,
                         )
                         .await;
+                    logs.extend(result.logs);
+                    audit.extend(result.audit).map_err(StateError::from)?;
+                    (status, output, error) = (result.status, result.output, result.error);
+                    if status == StepStatus::Succeeded || !result.retryable || attempt == last {
+                        calls = result.calls;
+                        break;
+                    }
                     if let Err(e) = self.state.record_calls(&scope.run_id, &result.calls).await {
                         logs.push(host_line("error", format!("call journal: {e}")));
-                    }
-                    logs.extend(result.logs);
-                    audit.extend(result.audit);
-                    (status, output, error) = (result.status, result.output, result.error);
-                    if status == StepStatus::Succeeded || !result.retryable {
-                        break;
                     }
                 }
             }
@@ -152,15 +170,18 @@ impl Executor<'_> {
             finished_at: chrono::Utc::now(),
             duration_ms,
         };
-        self.state
-            .finish_step(&scope.run_id, index as i64, &outcome, &audit)
-            .await?;
         report.status = status;
         report.output = output;
         report.error = error;
         report.duration_ms = duration_ms;
         report.audit_records = audit.len();
-        Ok(report)
+        let finish = StepFinish {
+            index: index as i64,
+            outcome,
+            audit,
+            calls,
+        };
+        Ok((report, finish))
     }
 
     /// `Ok(None)`: the step's `when` is false. `Err`: its condition, input or a templated
@@ -252,7 +273,7 @@ impl Executor<'_> {
                 error: Some(format!("dry run: savepoint: {e}")),
                 retryable: false,
                 logs: Vec::new(),
-                audit: Vec::new(),
+                audit: AuditSpool::new(),
                 calls: Vec::new(),
                 tx,
             }
@@ -355,13 +376,26 @@ impl Executor<'_> {
         let mut audit = std::mem::take(&mut state.record.audit);
         if scope.dry_run {
             // A dry run changed nothing, so it has nothing to attest to but refusals.
-            for entry in audit.iter().filter(|e| e.action != "capability.denied") {
-                state.record.logs.push(host_line(
-                    "info",
-                    format!("dry run: would audit {} on {}", entry.action, entry.target),
-                ));
-            }
-            audit.retain(|e| e.action == "capability.denied");
+            let logs = &mut state.record.logs;
+            let filtered = audit.filter(
+                |e| e.action == "capability.denied",
+                |e| {
+                    if logs.len() < MAX_LOG_LINES {
+                        logs.push(host_line(
+                            "info",
+                            format!("dry run: would audit {} on {}", e.action, e.target),
+                        ));
+                    }
+                },
+            );
+            audit = match filtered {
+                Ok(kept) => kept,
+                Err(e) => {
+                    status = StepStatus::Failed;
+                    error = Some(format!("dry run: {e}"));
+                    AuditSpool::new()
+                }
+            };
         }
         let output = if status == StepStatus::Succeeded {
             output

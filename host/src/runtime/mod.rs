@@ -23,7 +23,7 @@ pub use cache::CacheOutcome;
 pub use invoke::{Fault, PluginOutcome};
 pub use limits::StepLimits;
 pub use plugin::{LoadedPlugin, sha256_hex};
-pub use store::{DbSession, StepContext, StepRecord, StepState};
+pub use store::{DbSession, MAX_LOG_LINES, StepContext, StepRecord, StepState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

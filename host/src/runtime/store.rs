@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::limits::MemoryCap;
 use crate::capability::EffectSession;
 use crate::grant::{AnalysisCache, Grants};
-use crate::state::{LogLine, NewAuditEntry};
+use crate::state::{AuditSpool, LogLine, NewAuditEntry};
 use crate::target::{StepTransaction, TargetDb};
 
 /// Captured guest stdout/stderr per step; more is a trap rather than unbounded memory.
@@ -42,7 +42,7 @@ pub struct DbSession {
 /// Side effects the step recorded, flushed to the state store when it ends.
 #[derive(Debug, Default)]
 pub struct StepRecord {
-    pub audit: Vec<NewAuditEntry>,
+    pub audit: AuditSpool,
     pub logs: Vec<LogLine>,
     pub dropped_logs: u64,
 }

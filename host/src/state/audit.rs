@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use super::spool::AuditSpool;
 use super::{Backend, StateError, StateStore, col, format_ts, parse_ts};
 
 /// `prev_hash` of the first entry.
@@ -151,69 +152,162 @@ pub(super) async fn append_in_tx(
     backend: Backend,
     entries: &[NewAuditEntry],
 ) -> Result<(), StateError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    if backend == Backend::Postgres {
-        // In FROM so the statement yields an int column: the Any driver has
-        // no mapping for `void`.
-        sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
-            .bind(PG_APPEND_LOCK)
-            .execute(&mut *conn)
-            .await?;
-    }
-    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (mut seq, mut prev_hash) = match head {
-        Some(row) => {
-            let seq: i64 = col(&row, "seq", || "audit_log head".to_owned())?;
-            let hash: String = col(&row, "hash", || format!("audit_log seq {seq}"))?;
-            (seq, hash)
-        }
-        None => (0, GENESIS_HASH.to_owned()),
-    };
-    for entry in entries {
-        seq = seq.checked_add(1).ok_or_else(|| StateError::Corrupt {
-            location: "audit_log head".to_owned(),
-            reason: "seq cannot grow past i64::MAX".to_owned(),
-        })?;
-        let at = format_ts("audit entry time", &entry.at)?;
-        let hash = entry_hash(&HashInput {
-            seq,
-            at: &at,
-            actor: &entry.actor,
-            run_id: entry.run_id.as_deref(),
-            step_id: entry.step_id.as_deref(),
-            plugin: entry.plugin.as_deref(),
-            plugin_digest: entry.plugin_digest.as_deref(),
-            action: &entry.action,
-            target: &entry.target,
-            detail: &entry.detail,
-            prev_hash: &prev_hash,
-        });
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, run_id, step_id, plugin, plugin_digest, \
-             action, target, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(&entry.actor)
-        .bind(&entry.run_id)
-        .bind(&entry.step_id)
-        .bind(&entry.plugin)
-        .bind(&entry.plugin_digest)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.detail)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
-        prev_hash = hash;
+    let mut chain = ChainAppender::lock(conn, backend, !entries.is_empty()).await?;
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        chain.append(conn, chunk).await?;
     }
     Ok(())
+}
+
+/// Like [`append_in_tx`], for entries waiting in a spool: read back and appended a
+/// chunk at a time, so memory stays flat however many a step recorded.
+pub(super) async fn append_spool_in_tx(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    spool: AuditSpool,
+) -> Result<(), StateError> {
+    let mut chain = ChainAppender::lock(conn, backend, !spool.is_empty()).await?;
+    for chunk in spool.into_chunks() {
+        let chunk = chunk.map_err(|e| StateError::Corrupt {
+            location: "the step's audit spool".to_owned(),
+            reason: e.to_string(),
+        })?;
+        for rows in chunk.chunks(ROWS_PER_INSERT) {
+            chain.append(conn, rows).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Entries per INSERT statement: 12 parameters each, well below both backends' limits
+/// on bound parameters, and few enough round trips that a large step's audit trail is
+/// written in a fraction of the time one statement per entry takes.
+const ROWS_PER_INSERT: usize = 64;
+
+/// The head of the chain inside a write transaction, advanced as entries are appended.
+struct ChainAppender {
+    seq: i64,
+    prev_hash: String,
+}
+
+impl ChainAppender {
+    /// Takes the append lock (PostgreSQL; SQLite's write transaction already holds one)
+    /// and reads the head. Nothing is locked or read when there is nothing to append.
+    async fn lock(
+        conn: &mut AnyConnection,
+        backend: Backend,
+        needed: bool,
+    ) -> Result<ChainAppender, StateError> {
+        if !needed {
+            return Ok(ChainAppender {
+                seq: 0,
+                prev_hash: String::new(),
+            });
+        }
+        if backend == Backend::Postgres {
+            // In FROM so the statement yields an int column: the Any driver has
+            // no mapping for `void`.
+            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+                .bind(PG_APPEND_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        let (seq, prev_hash) = match head {
+            Some(row) => {
+                let seq: i64 = col(&row, "seq", || "audit_log head".to_owned())?;
+                let hash: String = col(&row, "hash", || format!("audit_log seq {seq}"))?;
+                (seq, hash)
+            }
+            None => (0, GENESIS_HASH.to_owned()),
+        };
+        Ok(ChainAppender { seq, prev_hash })
+    }
+
+    /// Appends `entries` (at most [`ROWS_PER_INSERT`]) with one INSERT.
+    async fn append(
+        &mut self,
+        conn: &mut AnyConnection,
+        entries: &[NewAuditEntry],
+    ) -> Result<(), StateError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            self.seq = self.seq.checked_add(1).ok_or_else(|| StateError::Corrupt {
+                location: "audit_log head".to_owned(),
+                reason: "seq cannot grow past i64::MAX".to_owned(),
+            })?;
+            let at = format_ts("audit entry time", &entry.at)?;
+            let hash = entry_hash(&HashInput {
+                seq: self.seq,
+                at: &at,
+                actor: &entry.actor,
+                run_id: entry.run_id.as_deref(),
+                step_id: entry.step_id.as_deref(),
+                plugin: entry.plugin.as_deref(),
+                plugin_digest: entry.plugin_digest.as_deref(),
+                action: &entry.action,
+                target: &entry.target,
+                detail: &entry.detail,
+                prev_hash: &self.prev_hash,
+            });
+            let prev_hash = std::mem::replace(&mut self.prev_hash, hash.clone());
+            rows.push((self.seq, at, prev_hash, hash));
+        }
+        debug_assert!(entries.len() <= ROWS_PER_INSERT);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(entries.len())));
+        for (entry, (seq, at, prev_hash, hash)) in entries.iter().zip(rows) {
+            query = query
+                .bind(seq)
+                .bind(at)
+                .bind(entry.actor.as_str())
+                .bind(entry.run_id.as_deref())
+                .bind(entry.step_id.as_deref())
+                .bind(entry.plugin.as_deref())
+                .bind(entry.plugin_digest.as_deref())
+                .bind(entry.action.as_str())
+                .bind(entry.target.as_str())
+                .bind(entry.detail.as_str())
+                .bind(prev_hash)
+                .bind(hash);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+/// `INSERT INTO audit_log ... VALUES (...), (...)` for `rows` (1 to [`ROWS_PER_INSERT`])
+/// entries, built once per row count.
+fn insert_sql(rows: usize) -> &'static str {
+    static CACHE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| (0..=ROWS_PER_INSERT).map(build_insert_sql).collect());
+    &cache[rows.min(ROWS_PER_INSERT)]
+}
+
+fn build_insert_sql(rows: usize) -> String {
+    const COLUMNS: usize = 12;
+    let mut sql = String::from(
+        "INSERT INTO audit_log (seq, at, actor, run_id, step_id, plugin, plugin_digest, \
+         action, target, detail, prev_hash, hash) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// Columns of `audit_log` in the order the queries below select them.

@@ -5,9 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 
-use super::audit::{NewAuditEntry, append_in_tx};
+use super::audit::{NewAuditEntry, append_in_tx, append_spool_in_tx};
+use super::spool::AuditSpool;
 use super::{
     Backend, LogLine, StateError, StateStore, col, format_ts, from_json, is_unique_violation,
     parse_ts, to_json,
@@ -117,32 +118,67 @@ pub(super) async fn lock_runs(
     Ok(())
 }
 
+/// Extends `owner`'s lease of a running run to `until`; `false` if the run is no longer
+/// theirs (or no longer running).
+pub(super) async fn renew_lease_in(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    owner: &str,
+    until: &str,
+) -> Result<bool, StateError> {
+    let updated = sqlx::query(
+        "UPDATE runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 \
+         AND status = 'running'",
+    )
+    .bind(until)
+    .bind(run_id)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub(super) async fn release_lease_in(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    owner: &str,
+) -> Result<(), StateError> {
+    sqlx::query(
+        "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(run_id)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_rollback_status_in(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    status: RunState,
+) -> Result<(), StateError> {
+    sqlx::query("UPDATE runs SET rollback_status = $1 WHERE id = $2")
+        .bind(status.to_string())
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl StateStore {
     /// Extends this process's lease; `false` if the run is no longer ours.
     pub async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<bool, StateError> {
-        let updated = sqlx::query(
-            "UPDATE runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 \
-             AND status = 'running'",
-        )
-        .bind(format_ts("lease", &lease.until)?)
-        .bind(run_id)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        let until = format_ts("lease", &lease.until)?;
+        let mut conn = self.pool.acquire().await?;
+        renew_lease_in(&mut conn, run_id, &lease.owner, &until).await
     }
 
     /// Gives the run up (paused for approval, or finished).
     pub async fn release_lease(&self, run_id: &str, owner: &str) -> Result<(), StateError> {
-        sqlx::query(
-            "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(run_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        release_lease_in(&mut conn, run_id, owner).await
     }
 
     /// Claims an unfinished run nobody holds (paused, or its process died).
@@ -346,7 +382,7 @@ impl StateStore {
         &self,
         run_id: &str,
         rollback: &RollbackRecord,
-        audit: &[NewAuditEntry],
+        audit: AuditSpool,
     ) -> Result<(), StateError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
@@ -373,7 +409,7 @@ impl StateStore {
         .bind(rollback.duration_ms)
         .execute(&mut *tx)
         .await?;
-        append_in_tx(&mut tx, self.backend, audit).await?;
+        append_spool_in_tx(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -397,12 +433,8 @@ impl StateStore {
         run_id: &str,
         status: RunState,
     ) -> Result<(), StateError> {
-        sqlx::query("UPDATE runs SET rollback_status = $1 WHERE id = $2")
-            .bind(status.to_string())
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        set_rollback_status_in(&mut conn, run_id, status).await
     }
 
     /// The derived state of one run (see [`RunState`]).

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::{StateError, StateStore, col, format_ts, from_json, parse_ts, to_json};
@@ -71,6 +72,47 @@ pub struct CallRecord {
     pub duration_us: i64,
 }
 
+/// Inserts `calls` of run `run_id` inside the caller's write transaction.
+pub(super) async fn insert_calls(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    calls: &[CallRecord],
+) -> Result<(), StateError> {
+    for call in calls {
+        let params = to_json("call params", &call.params)?;
+        let response = call
+            .response
+            .as_ref()
+            .map(|r| to_json("call response", r))
+            .transpose()?;
+        sqlx::query(
+            "INSERT INTO calls (run_id, step_index, attempt, seq, interface, operation, \
+                 params, request_digest, decision, outcome, effect, response, error, \
+                 idempotency_key, started_at, duration_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(run_id)
+        .bind(call.step_index)
+        .bind(call.attempt)
+        .bind(call.seq)
+        .bind(&call.interface)
+        .bind(&call.operation)
+        .bind(params)
+        .bind(&call.request_digest)
+        .bind(call.decision.as_str())
+        .bind(if call.ok { "ok" } else { "error" })
+        .bind(i64::from(call.effect))
+        .bind(response)
+        .bind(&call.error)
+        .bind(&call.idempotency_key)
+        .bind(format_ts("call start time", &call.started_at)?)
+        .bind(call.duration_us)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 impl StateStore {
     /// Appends calls of one run. Effects are written one by one as soon as they are
     /// answered; everything else in one batch when the step ends.
@@ -79,38 +121,7 @@ impl StateStore {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for call in calls {
-            let params = to_json("call params", &call.params)?;
-            let response = call
-                .response
-                .as_ref()
-                .map(|r| to_json("call response", r))
-                .transpose()?;
-            sqlx::query(
-                "INSERT INTO calls (run_id, step_index, attempt, seq, interface, operation, \
-                 params, request_digest, decision, outcome, effect, response, error, \
-                 idempotency_key, started_at, duration_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(run_id)
-            .bind(call.step_index)
-            .bind(call.attempt)
-            .bind(call.seq)
-            .bind(&call.interface)
-            .bind(&call.operation)
-            .bind(params)
-            .bind(&call.request_digest)
-            .bind(call.decision.as_str())
-            .bind(if call.ok { "ok" } else { "error" })
-            .bind(i64::from(call.effect))
-            .bind(response)
-            .bind(&call.error)
-            .bind(&call.idempotency_key)
-            .bind(format_ts("call start time", &call.started_at)?)
-            .bind(call.duration_us)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_calls(&mut tx, run_id, calls).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,6 +8,7 @@ mod audit;
 mod control;
 mod journal;
 mod runs;
+mod spool;
 
 pub use audit::{AuditEntry, AuditVerification, GENESIS_HASH, NewAuditEntry};
 pub use control::{
@@ -15,9 +16,10 @@ pub use control::{
 };
 pub use journal::{CallDecision, CallRecord};
 pub use runs::{
-    LogLine, NewRun, RunDetail, RunRecord, RunStatus, RunSummary, StepOutcome, StepRecord,
-    StepStart, StepStatus,
+    LogLine, NewRun, RunDetail, RunEnd, RunRecord, RunStatus, RunSummary, StepFinish, StepOutcome,
+    StepRecord, StepStart, StepStatus,
 };
+pub use spool::{AuditSpool, SpoolError};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -70,6 +72,8 @@ pub enum StateError {
     },
     #[error("run {0} not found")]
     RunNotFound(String),
+    #[error("run {run_id} is no longer held by this process (its lease was lost)")]
+    LeaseLost { run_id: String },
     #[error("run {run_id} is already {status}")]
     RunNotRunning { run_id: String, status: RunStatus },
     #[error("run id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
@@ -98,6 +102,8 @@ pub enum StateError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{0}")]
+    Spool(#[from] SpoolError),
     #[error("corrupt state store data at {location}: {reason}")]
     Corrupt { location: String, reason: String },
 }

@@ -9,7 +9,9 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::audit::{NewAuditEntry, append_in_tx};
+use super::audit::{NewAuditEntry, append_in_tx, append_spool_in_tx};
+use super::journal::{CallRecord, insert_calls};
+use super::spool::AuditSpool;
 use super::{
     MIN_RUN_ID_PREFIX, StateError, StateStore, col, format_ts, from_json, is_unique_violation,
     parse_ts, to_json,
@@ -125,6 +127,11 @@ pub struct StepStart {
     pub plugin_digest: String,
     pub input: Value,
     pub started_at: DateTime<Utc>,
+    /// The attempt the step starts with (1, or more when resumed).
+    pub attempts: i64,
+    /// The executing process's lease, renewed in the same transaction: a process that
+    /// lost the run gets [`StateError::LeaseLost`] and the step is not recorded.
+    pub lease: Option<super::Lease>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -318,10 +325,191 @@ async fn current_run_status(
         .transpose()
 }
 
+/// A step's outcome with everything it recorded, stored in one transaction.
+#[derive(Debug)]
+pub struct StepFinish {
+    pub index: i64,
+    pub outcome: StepOutcome,
+    /// Audit entries the step recorded, appended to the chain with the outcome.
+    pub audit: AuditSpool,
+    /// Calls of the step's last attempt not yet in the journal.
+    pub calls: Vec<CallRecord>,
+}
+
+/// How a run ended, stored in one transaction by [`StateStore::end_run`].
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// Set when the run's completed steps were rolled back.
+    pub rollback: Option<super::RunState>,
+    /// The lease to release (this process's owner name).
+    pub lease_owner: Option<String>,
+    pub audit: Vec<NewAuditEntry>,
+}
+
+/// A step start with its text columns encoded, before any transaction is opened.
+struct EncodedStart {
+    input: String,
+    started_at: String,
+    /// (owner, until) of the lease to renew.
+    lease: Option<(String, String)>,
+}
+
+impl EncodedStart {
+    fn new(step: &StepStart) -> Result<EncodedStart, StateError> {
+        Ok(EncodedStart {
+            input: to_json("step input", &step.input)?,
+            started_at: format_ts("step start time", &step.started_at)?,
+            lease: step
+                .lease
+                .as_ref()
+                .map(|l| Ok::<_, StateError>((l.owner.clone(), format_ts("lease", &l.until)?)))
+                .transpose()?,
+        })
+    }
+}
+
+async fn insert_start(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    step: &StepStart,
+    encoded: EncodedStart,
+) -> Result<(), StateError> {
+    // One statement, so a run cannot finish between the check and the insert.
+    let result = sqlx::query(
+        "INSERT INTO steps (run_id, step_index, step_id, plugin, plugin_digest, status, \
+         input, logs, started_at, attempts) \
+         SELECT $1, $2, $3, $4, $5, 'running', $6, '[]', $7, $8 \
+         WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running')",
+    )
+    .bind(run_id)
+    .bind(step.index)
+    .bind(&step.step_id)
+    .bind(&step.plugin)
+    .bind(&step.plugin_digest)
+    .bind(encoded.input)
+    .bind(encoded.started_at)
+    .bind(step.attempts)
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(r) if r.rows_affected() == 1 => Ok(()),
+        Ok(_) => Err(match current_run_status(conn, run_id).await? {
+            None => StateError::RunNotFound(run_id.to_owned()),
+            Some(status) => StateError::RunNotRunning {
+                run_id: run_id.to_owned(),
+                status,
+            },
+        }),
+        Err(e) if is_unique_violation(&e) => Err(StateError::StepExists {
+            run_id: run_id.to_owned(),
+            index: step.index,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A step finish with its text columns encoded, before any transaction is opened.
+struct EncodedFinish {
+    finish: StepFinish,
+    output: Option<String>,
+    logs: String,
+    finished_at: String,
+}
+
+impl EncodedFinish {
+    fn new(finish: StepFinish) -> Result<EncodedFinish, StateError> {
+        let outcome = &finish.outcome;
+        if outcome.status == StepStatus::Running {
+            return Err(StateError::InvalidInput {
+                what: "step outcome",
+                reason: "a finished step cannot be running".to_owned(),
+            });
+        }
+        Ok(EncodedFinish {
+            output: outcome
+                .output
+                .as_ref()
+                .map(|o| to_json("step output", o))
+                .transpose()?,
+            logs: to_json("step logs", &outcome.logs)?,
+            finished_at: format_ts("step finish time", &outcome.finished_at)?,
+            finish,
+        })
+    }
+}
+
+async fn write_finish(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    run_id: &str,
+    encoded: EncodedFinish,
+) -> Result<(), StateError> {
+    let EncodedFinish {
+        finish,
+        output,
+        logs,
+        finished_at,
+    } = encoded;
+    let step_index = finish.index;
+    // Only a running step may finish: a second outcome must not silently overwrite the
+    // first.
+    let updated = sqlx::query(
+        "UPDATE steps SET status = $1, output = $2, error = $3, logs = $4, \
+         finished_at = $5, duration_ms = $6 \
+         WHERE run_id = $7 AND step_index = $8 AND status = 'running'",
+    )
+    .bind(finish.outcome.status.as_str())
+    .bind(output)
+    .bind(&finish.outcome.error)
+    .bind(logs)
+    .bind(finished_at)
+    .bind(finish.outcome.duration_ms)
+    .bind(run_id)
+    .bind(step_index)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM steps WHERE run_id = $1 AND step_index = $2")
+                .bind(run_id)
+                .bind(step_index)
+                .fetch_optional(&mut *conn)
+                .await?;
+        return Err(match status {
+            None => StateError::StepNotFound {
+                run_id: run_id.to_owned(),
+                index: step_index,
+            },
+            Some(s) => StateError::StepNotRunning {
+                run_id: run_id.to_owned(),
+                index: step_index,
+                status: step_status(
+                    || format!("steps row ({run_id:?}, {step_index}), column status"),
+                    &s,
+                )?,
+            },
+        });
+    }
+    insert_calls(conn, run_id, &finish.calls).await?;
+    append_spool_in_tx(conn, backend, finish.audit).await
+}
+
 impl StateStore {
     /// Records a new run in status `running`, unless another unfinished run of the same
     /// runbook has the same concurrency key ([`StateError::ConcurrentRun`]).
     pub async fn create_run(&self, run: &NewRun) -> Result<(), StateError> {
+        self.create_run_with(run, &[]).await
+    }
+
+    /// [`create_run`](Self::create_run), with the run's opening audit entries appended
+    /// in the same transaction.
+    pub async fn create_run_with(
+        &self,
+        run: &NewRun,
+        audit: &[NewAuditEntry],
+    ) -> Result<(), StateError> {
         if run.id.is_empty() {
             return Err(StateError::InvalidInput {
                 what: "run id",
@@ -374,50 +562,41 @@ impl StateStore {
             Err(e) if is_unique_violation(&e) => return Err(StateError::RunExists(run.id.clone())),
             Err(e) => return Err(e.into()),
         }
+        append_in_tx(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Records that step `step.index` of a running run has started.
     pub async fn start_step(&self, run_id: &str, step: &StepStart) -> Result<(), StateError> {
-        let input = to_json("step input", &step.input)?;
-        let started_at = format_ts("step start time", &step.started_at)?;
+        self.start_step_after(run_id, None, step).await
+    }
+
+    /// Records the outcome of the step before (if any) and the start of the next one in
+    /// one transaction: one commit per step boundary instead of two. The outcome is
+    /// stored even when the lease turns out to be lost ([`StateError::LeaseLost`]); the
+    /// start then is not.
+    pub async fn start_step_after(
+        &self,
+        run_id: &str,
+        previous: Option<StepFinish>,
+        step: &StepStart,
+    ) -> Result<(), StateError> {
+        let start = EncodedStart::new(step)?;
+        let previous = previous.map(EncodedFinish::new).transpose()?;
         let mut tx = self.begin_write().await?;
-        // One statement, so a run cannot finish between the check and the insert.
-        let result = sqlx::query(
-            "INSERT INTO steps (run_id, step_index, step_id, plugin, plugin_digest, status, \
-             input, logs, started_at) \
-             SELECT $1, $2, $3, $4, $5, 'running', $6, '[]', $7 \
-             WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running')",
-        )
-        .bind(run_id)
-        .bind(step.index)
-        .bind(&step.step_id)
-        .bind(&step.plugin)
-        .bind(&step.plugin_digest)
-        .bind(input)
-        .bind(started_at)
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Ok(r) if r.rows_affected() == 1 => {}
-            Ok(_) => {
-                return Err(match current_run_status(&mut tx, run_id).await? {
-                    None => StateError::RunNotFound(run_id.to_owned()),
-                    Some(status) => StateError::RunNotRunning {
-                        run_id: run_id.to_owned(),
-                        status,
-                    },
-                });
-            }
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StateError::StepExists {
-                    run_id: run_id.to_owned(),
-                    index: step.index,
-                });
-            }
-            Err(e) => return Err(e.into()),
+        if let Some(previous) = previous {
+            write_finish(&mut tx, self.backend, run_id, previous).await?;
         }
+        if let Some((owner, until)) = &start.lease
+            && !super::control::renew_lease_in(&mut tx, run_id, owner, until).await?
+        {
+            tx.commit().await?;
+            return Err(StateError::LeaseLost {
+                run_id: run_id.to_owned(),
+            });
+        }
+        insert_start(&mut tx, run_id, step, start).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -431,62 +610,28 @@ impl StateStore {
         outcome: &StepOutcome,
         audit: &[NewAuditEntry],
     ) -> Result<(), StateError> {
-        if outcome.status == StepStatus::Running {
-            return Err(StateError::InvalidInput {
-                what: "step outcome",
-                reason: "a finished step cannot be running".to_owned(),
-            });
-        }
-        let output = outcome
-            .output
-            .as_ref()
-            .map(|o| to_json("step output", o))
-            .transpose()?;
-        let logs = to_json("step logs", &outcome.logs)?;
-        let finished_at = format_ts("step finish time", &outcome.finished_at)?;
-
-        let mut tx = self.begin_write().await?;
-        // Only a running step may finish: a second outcome must not silently
-        // overwrite the first.
-        let updated = sqlx::query(
-            "UPDATE steps SET status = $1, output = $2, error = $3, logs = $4, \
-             finished_at = $5, duration_ms = $6 \
-             WHERE run_id = $7 AND step_index = $8 AND status = 'running'",
+        self.finish_step_with(
+            run_id,
+            StepFinish {
+                index: step_index,
+                outcome: outcome.clone(),
+                audit: audit.to_vec().into(),
+                calls: Vec::new(),
+            },
         )
-        .bind(outcome.status.as_str())
-        .bind(output)
-        .bind(&outcome.error)
-        .bind(logs)
-        .bind(finished_at)
-        .bind(outcome.duration_ms)
-        .bind(run_id)
-        .bind(step_index)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            let status: Option<String> = sqlx::query_scalar(
-                "SELECT status FROM steps WHERE run_id = $1 AND step_index = $2",
-            )
-            .bind(run_id)
-            .bind(step_index)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Err(match status {
-                None => StateError::StepNotFound {
-                    run_id: run_id.to_owned(),
-                    index: step_index,
-                },
-                Some(s) => StateError::StepNotRunning {
-                    run_id: run_id.to_owned(),
-                    index: step_index,
-                    status: step_status(
-                        || format!("steps row ({run_id:?}, {step_index}), column status"),
-                        &s,
-                    )?,
-                },
-            });
-        }
-        append_in_tx(&mut tx, self.backend, audit).await?;
+        .await
+    }
+
+    /// Records the outcome of a running step, the calls of its last attempt and the
+    /// audit entries it recorded, in one transaction: all are stored or none is.
+    pub async fn finish_step_with(
+        &self,
+        run_id: &str,
+        finish: StepFinish,
+    ) -> Result<(), StateError> {
+        let finish = EncodedFinish::new(finish)?;
+        let mut tx = self.begin_write().await?;
+        write_finish(&mut tx, self.backend, run_id, finish).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -498,21 +643,48 @@ impl StateStore {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<(), StateError> {
-        if status == RunStatus::Running {
+        self.end_run(
+            run_id,
+            None,
+            &RunEnd {
+                status,
+                error: error.map(str::to_owned),
+                rollback: None,
+                lease_owner: None,
+                audit: Vec::new(),
+            },
+        )
+        .await
+    }
+
+    /// Ends a running run in one transaction: the outcome of its last step (if not yet
+    /// stored), its status, how it was rolled back, the release of this process's lease
+    /// and the run's closing audit entries.
+    pub async fn end_run(
+        &self,
+        run_id: &str,
+        last_step: Option<StepFinish>,
+        end: &RunEnd,
+    ) -> Result<(), StateError> {
+        if end.status == RunStatus::Running {
             return Err(StateError::InvalidInput {
                 what: "run status",
                 reason: "a finished run cannot be running".to_owned(),
             });
         }
+        let last_step = last_step.map(EncodedFinish::new).transpose()?;
         let finished_at = format_ts("run finish time", &Utc::now())?;
         let mut tx = self.begin_write().await?;
+        if let Some(last_step) = last_step {
+            write_finish(&mut tx, self.backend, run_id, last_step).await?;
+        }
         let updated = sqlx::query(
             "UPDATE runs SET status = $1, finished_at = $2, error = $3 \
              WHERE id = $4 AND status = 'running'",
         )
-        .bind(status.as_str())
+        .bind(end.status.as_str())
         .bind(finished_at)
-        .bind(error)
+        .bind(&end.error)
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
@@ -525,6 +697,13 @@ impl StateStore {
                 },
             });
         }
+        if let Some(rollback) = end.rollback {
+            super::control::set_rollback_status_in(&mut tx, run_id, rollback).await?;
+        }
+        if let Some(owner) = &end.lease_owner {
+            super::control::release_lease_in(&mut tx, run_id, owner).await?;
+        }
+        append_in_tx(&mut tx, self.backend, &end.audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -658,6 +837,8 @@ mod tests {
             plugin_digest: "sha256:plugin".to_owned(),
             input: json!({"index": index}),
             started_at: t("2025-06-01T10:00:01.000001Z"),
+            attempts: 0,
+            lease: None,
         }
     }
 
@@ -1095,6 +1276,118 @@ mod tests {
             let detail = store.run(RUN_A).await.unwrap().unwrap();
             assert_eq!(detail.steps[0].status, StepStatus::Succeeded);
             assert_eq!(store.audit_entries(None, 10).await.unwrap().len(), 1);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_boundary_is_one_transaction_and_spooled_audit_chains_in_order() {
+        on_all_backends(|_, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            let lease = super::super::Lease {
+                owner: "pid 1 (test)".to_owned(),
+                until: Utc::now() + chrono::Duration::seconds(60),
+            };
+            let mut run = new_run(RUN_A, "2025-06-01T10:00:00Z");
+            run.lease = Some(lease.clone());
+            store
+                .create_run_with(&run, &[audit(RUN_A, "run.started")])
+                .await
+                .unwrap();
+            let mut first = step_start(0, "lookup");
+            first.lease = Some(lease.clone());
+            first.attempts = 1;
+            store.start_step(RUN_A, &first).await.unwrap();
+
+            // Far more entries than the spool keeps in memory: most come back from its file.
+            let mut spool = AuditSpool::new();
+            for i in 0..3_000 {
+                spool.push(audit(RUN_A, &format!("entry {i}")));
+            }
+            let outcome = StepOutcome {
+                status: StepStatus::Succeeded,
+                output: Some(json!({"rows": 3000})),
+                error: None,
+                logs: vec![],
+                finished_at: t("2025-06-01T10:00:02Z"),
+                duration_ms: 7,
+            };
+            let finish = StepFinish {
+                index: 0,
+                outcome,
+                audit: spool,
+                calls: Vec::new(),
+            };
+            let mut second = step_start(1, "refund");
+            second.lease = Some(lease.clone());
+            store
+                .start_step_after(RUN_A, Some(finish), &second)
+                .await
+                .unwrap();
+            let detail = store.run(RUN_A).await.unwrap().unwrap();
+            assert_eq!(detail.steps[0].status, StepStatus::Succeeded);
+            assert_eq!(detail.steps[0].attempts, 1);
+            assert_eq!(detail.steps[1].status, StepStatus::Running);
+            let entries = store.audit_entries(Some(RUN_A), 5_000).await.unwrap();
+            assert_eq!(entries.len(), 3_001);
+            assert_eq!(entries[0].detail, "run.started");
+            assert_eq!(entries[1].detail, "entry 0");
+            assert_eq!(entries[3_000].detail, "entry 2999");
+            assert!(matches!(
+                store.verify_audit().await.unwrap(),
+                AuditVerification::Intact { entries: 3_001, .. }
+            ));
+
+            // Another process took the run over: the outcome is kept, the start refused.
+            let thief = super::super::Lease {
+                owner: "pid 2 (resume)".to_owned(),
+                until: Utc::now() + chrono::Duration::seconds(60),
+            };
+            store.release_lease(RUN_A, &lease.owner).await.unwrap();
+            store.take_over(RUN_A, &thief, Utc::now()).await.unwrap();
+            let finish = StepFinish {
+                index: 1,
+                outcome: StepOutcome {
+                    status: StepStatus::Failed,
+                    output: None,
+                    error: Some("declined".into()),
+                    logs: vec![],
+                    finished_at: t("2025-06-01T10:00:03Z"),
+                    duration_ms: 1,
+                },
+                audit: vec![audit(RUN_A, "step 1")].into(),
+                calls: Vec::new(),
+            };
+            let mut third = step_start(2, "notify");
+            third.lease = Some(lease.clone());
+            assert!(matches!(
+                store.start_step_after(RUN_A, Some(finish), &third).await,
+                Err(StateError::LeaseLost { .. })
+            ));
+            let detail = store.run(RUN_A).await.unwrap().unwrap();
+            assert_eq!(detail.steps.len(), 2);
+            assert_eq!(detail.steps[1].status, StepStatus::Failed);
+
+            // The run ends in one transaction: status, rollback state, lease, audit.
+            store
+                .end_run(
+                    RUN_A,
+                    None,
+                    &RunEnd {
+                        status: RunStatus::Failed,
+                        error: Some("step `refund` failed".into()),
+                        rollback: Some(super::super::RunState::RolledBack),
+                        lease_owner: Some(thief.owner.clone()),
+                        audit: vec![audit(RUN_A, "run.finished")],
+                    },
+                )
+                .await
+                .unwrap();
+            let detail = store.run(RUN_A).await.unwrap().unwrap();
+            assert_eq!(detail.run.status, RunStatus::Failed);
+            assert_eq!(detail.state, super::super::RunState::RolledBack);
+            let entries = store.audit_entries(Some(RUN_A), 5_000).await.unwrap();
+            assert_eq!(entries.last().unwrap().detail, "run.finished");
         })
         .await;
     }
