@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::report::{AwaitingApproval, StepReport};
 use super::{ExecError, Executor, RunObserver, RunScope};
-use crate::runbook::{Approval, OnTimeout, Step};
+use crate::runbook::{Approval, OnTimeout, RunContext, Step};
 use crate::state::{
     ApprovalDecision, ApprovalRecord, ApprovalRequest, Decision, NewAuditEntry, StepOutcome,
     StepStart, StepStatus,
@@ -77,7 +77,7 @@ impl Executor<'_> {
         index: usize,
         step: &Step,
         approval: &Approval,
-        context: &Value,
+        context: &RunContext,
         resumed: bool,
         observer: &mut dyn RunObserver,
     ) -> Result<Gate, ExecError> {
@@ -95,7 +95,7 @@ impl Executor<'_> {
                         input: json!({ "approvers": approval.approvers, "required": approval.required }),
                         started_at: chrono::Utc::now(),
                         attempts: 0,
-                        lease: scope.renewed_lease(self.lease_ttl),
+                        lease_owner: scope.lease_owner(),
                     },
                 )
                 .await?;

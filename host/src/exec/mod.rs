@@ -24,7 +24,7 @@ use rollback::rollback_state;
 use crate::capability::{RunBudget, Services};
 use crate::grant::{AnalysisCache, Capability};
 use crate::plugin::PluginDirectory;
-use crate::runbook::{OnFailure, Runbook, Step, Templates};
+use crate::runbook::{OnFailure, RunContext, Runbook, Step, Templates};
 use crate::runtime::{LoadedPlugin, Runtime, RuntimeError, StepLimits};
 use crate::state::{
     LogLine, NewAuditEntry, NewRun, RunEnd, RunState, RunStatus, StateError, StateStore,
@@ -149,14 +149,15 @@ pub(crate) struct RunScope {
     budget: Arc<RunBudget>,
     /// Dry run only: the one transaction all steps write in, rolled back at the end.
     dry_tx: Option<StepTransaction>,
-    /// This process's lease on the run, renewed whenever a step starts.
+    /// This process's lease on the run (renewed by the heartbeat), checked whenever a
+    /// step starts.
     lease: Option<crate::state::Lease>,
 }
 
 impl RunScope {
-    /// The lease to renew with the start of the next step.
-    fn renewed_lease(&self, ttl: Duration) -> Option<crate::state::Lease> {
-        self.lease.as_ref().map(|l| lease::renewed(l, ttl))
+    /// Whose lease must still hold when the next step starts.
+    fn lease_owner(&self) -> Option<String> {
+        self.lease.as_ref().map(|l| l.owner.clone())
     }
 }
 
@@ -428,16 +429,12 @@ impl Executor<'_> {
             lease.clone(),
             self.lease_ttl,
         );
-        let mut context = json!({
-            "params": params,
-            "steps": {},
-            "run": {
-                "id": scope.run_id,
-                "dry_run": scope.dry_run,
-                "operator": scope.operator,
-                "attempt": 1,
-            },
-        });
+        let mut context = RunContext::new(
+            &Value::Object(params),
+            &scope.run_id,
+            scope.dry_run,
+            &scope.operator,
+        );
         let mut reports = Vec::with_capacity(runbook.steps.len());
         // The outcome of the step that just ran, stored with the next step's start (or
         // the run's end) so that each step boundary costs one commit.
@@ -453,16 +450,17 @@ impl Executor<'_> {
                 // Finished before this process took the run over: it is not run again.
                 let report = StepReport::from_record(step, record);
                 observer.step_finished(index, &report);
-                context["steps"][&step.id] = json!({
-                    "output": report.output.clone().unwrap_or(Value::Null),
-                    "status": report.status,
-                });
+                context.set_step(
+                    &step.id,
+                    report.output.as_ref().unwrap_or(&Value::Null),
+                    report.status.as_str(),
+                );
                 reports.push(report);
                 continue;
             }
             // A process that stalled past its lease may have lost the run to a resume
-            // elsewhere: it must not start another step. A new step renews the lease in
-            // the transaction that records its start; a step that was in flight here.
+            // elsewhere: it must not start another step. A new step's start is recorded
+            // only while the lease holds; a step that was in flight renews it here.
             if earlier.is_some()
                 && !self
                     .state
@@ -516,10 +514,11 @@ impl Executor<'_> {
                 self.store_pending(&scope, &mut pending).await?;
                 die_by_failpoint(&step.id);
             }
-            context["steps"][&step.id] = json!({
-                "output": report.output.clone().unwrap_or(Value::Null),
-                "status": report.status,
-            });
+            context.set_step(
+                &step.id,
+                report.output.as_ref().unwrap_or(&Value::Null),
+                report.status.as_str(),
+            );
             let failed = report.status == StepStatus::Failed;
             let error = report.error.clone().unwrap_or_default();
             reports.push(report);
@@ -746,18 +745,15 @@ fn context_from(
     steps: &[StepRecord],
     scope: &RunScope,
     runbook: &Runbook,
-) -> Value {
-    let mut context = json!({
-        "params": params,
-        "steps": {},
-        "run": { "id": scope.run_id, "dry_run": false, "operator": scope.operator, "attempt": 1 },
-    });
+) -> RunContext {
+    let mut context = RunContext::new(params, &scope.run_id, false, &scope.operator);
     for record in steps {
         if let Some(step) = runbook.steps.get(record.index as usize) {
-            context["steps"][&step.id] = json!({
-                "output": record.output.clone().unwrap_or(Value::Null),
-                "status": record.status,
-            });
+            context.set_step(
+                &step.id,
+                record.output.as_ref().unwrap_or(&Value::Null),
+                record.status.as_str(),
+            );
         }
     }
     context

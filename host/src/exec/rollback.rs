@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::report::RollbackReport;
 use super::{ExecError, Executor, RunScope};
-use crate::runbook::{RetryPolicy, Runbook, Step};
+use crate::runbook::{RetryPolicy, RunContext, Runbook, Step};
 use crate::runtime::LoadedPlugin;
 use crate::state::{AuditSpool, NewAuditEntry, RollbackRecord, RunState, StepStatus};
 
@@ -33,7 +33,7 @@ impl Executor<'_> {
         runbook: &Runbook,
         loaded: &HashMap<String, LoadedPlugin>,
         upto: usize,
-        context: &Value,
+        context: &RunContext,
     ) -> Result<Vec<RollbackReport>, ExecError> {
         let detail = self
             .state

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::EffectSession;
 use crate::grant::Grants;
-use crate::runbook::Step;
+use crate::runbook::{RunContext, Step};
 use crate::runtime::{
     DbSession, Fault, LoadedPlugin, MAX_LOG_LINES, PluginOutcome, StepContext, StepLimits,
     StepState,
@@ -49,7 +49,7 @@ impl Executor<'_> {
         index: usize,
         step: &Step,
         loaded: &HashMap<String, LoadedPlugin>,
-        context: &mut Value,
+        context: &mut RunContext,
         in_flight: Option<&StepRecord>,
         previous: Option<StepFinish>,
     ) -> Result<(StepReport, StepFinish), ExecError> {
@@ -63,7 +63,7 @@ impl Executor<'_> {
 
         // Templates are checked at load; a failure here is about run-time data (say, a
         // missing key in an earlier output), so it fails the step, not the process.
-        context["run"]["attempt"] = json!(first_attempt);
+        context.set_attempt(first_attempt);
         let prepared = self.prepare(step, context);
         if in_flight.is_none() {
             let (input, attempts) = match &prepared {
@@ -82,7 +82,7 @@ impl Executor<'_> {
                         input,
                         started_at,
                         attempts,
-                        lease: scope.renewed_lease(self.lease_ttl),
+                        lease_owner: scope.lease_owner(),
                     },
                 )
                 .await?;
@@ -119,7 +119,7 @@ impl Executor<'_> {
                             ),
                         ));
                         tokio::time::sleep(wait).await;
-                        context["run"]["attempt"] = json!(attempt);
+                        context.set_attempt(attempt);
                         match self.prepare(step, context) {
                             Ok(Some((i, g))) => (input, grants) = (i, g),
                             Ok(None) => break,
@@ -189,7 +189,7 @@ impl Executor<'_> {
     pub(super) fn prepare(
         &self,
         step: &Step,
-        context: &Value,
+        context: &RunContext,
     ) -> Result<Option<(Value, Grants)>, String> {
         if let Some(condition) = &step.when {
             let run = self
@@ -209,7 +209,7 @@ impl Executor<'_> {
     }
 
     /// Email recipients written as templates become the addresses earlier steps found.
-    fn render_grants(&self, step: &Step, context: &Value) -> Result<Grants, String> {
+    fn render_grants(&self, step: &Step, context: &RunContext) -> Result<Grants, String> {
         let mut grants = step.grants.clone();
         let Some(email) = &mut grants.email else {
             return Ok(grants);

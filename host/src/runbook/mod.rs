@@ -1,6 +1,7 @@
 //! Runbook files: reading a TOML runbook, validating it against the installed plugins,
 //! and the templating its steps use at run time.
 
+pub mod context;
 mod control;
 pub mod diagnostic;
 pub mod model;
@@ -13,6 +14,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use context::{RunContext, TemplateContext};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::{
     Approval, Backoff, OnFailure, OnTimeout, Param, ParamKind, RetryPolicy, Rollback, Runbook, Step,

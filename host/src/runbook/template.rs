@@ -7,6 +7,8 @@ use minijinja::value::ValueKind;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Number, Value};
 
+use super::context::TemplateContext;
+
 /// Nesting deeper than this in a template result is refused rather than followed.
 const MAX_DEPTH: usize = 128;
 
@@ -101,14 +103,22 @@ impl Templates {
 
     /// Renders every template string in `input` against `ctx`
     /// (`{"params": {..}, "steps": {"<id>": {"output": .., "status": ..}}}`).
-    pub fn render_input(&self, input: &Value, ctx: &Value) -> Result<Value, TemplateError> {
-        let ctx = json_to_value(ctx);
+    pub fn render_input(
+        &self,
+        input: &Value,
+        ctx: &dyn TemplateContext,
+    ) -> Result<Value, TemplateError> {
+        let ctx = ctx.template_value();
         let mut location = String::from("input");
         self.render_node(input, &ctx, &mut location)
     }
 
     /// Evaluates a `when` expression with minijinja truthiness.
-    pub fn eval_condition(&self, expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
+    pub fn eval_condition(
+        &self,
+        expr: &str,
+        ctx: &dyn TemplateContext,
+    ) -> Result<bool, TemplateError> {
         let location = "when";
         let compiled =
             self.env
@@ -117,12 +127,13 @@ impl Templates {
                     location: location.to_string(),
                     source,
                 })?;
-        let value = compiled
-            .eval(json_to_value(ctx))
-            .map_err(|source| TemplateError::Render {
-                location: location.to_string(),
-                source,
-            })?;
+        let value =
+            compiled
+                .eval(ctx.template_value())
+                .map_err(|source| TemplateError::Render {
+                    location: location.to_string(),
+                    source,
+                })?;
         if value.is_undefined() {
             return Err(TemplateError::Undefined {
                 location: location.to_string(),
@@ -134,8 +145,12 @@ impl Templates {
 
     /// Renders one string the way [`render_input`](Self::render_input) renders a string
     /// inside an input.
-    pub fn render_string(&self, s: &str, ctx: &Value) -> Result<Value, TemplateError> {
-        self.render_str(s, &json_to_value(ctx), "value")
+    pub fn render_string(
+        &self,
+        s: &str,
+        ctx: &dyn TemplateContext,
+    ) -> Result<Value, TemplateError> {
+        self.render_str(s, &ctx.template_value(), "value")
     }
 
     fn render_node(

@@ -129,9 +129,11 @@ pub struct StepStart {
     pub started_at: DateTime<Utc>,
     /// The attempt the step starts with (1, or more when resumed).
     pub attempts: i64,
-    /// The executing process's lease, renewed in the same transaction: a process that
-    /// lost the run gets [`StateError::LeaseLost`] and the step is not recorded.
-    pub lease: Option<super::Lease>,
+    /// The owner of the executing process's lease. When given, the step is recorded only
+    /// while that lease holds (checked in the same statement); a process that lost the
+    /// run, or stalled past its lease, gets [`StateError::LeaseLost`]. Renewing the lease
+    /// is the heartbeat's job.
+    pub lease_owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -352,8 +354,8 @@ pub struct RunEnd {
 struct EncodedStart {
     input: String,
     started_at: String,
-    /// (owner, until) of the lease to renew.
-    lease: Option<(String, String)>,
+    /// When the lease must still be valid: now.
+    lease_valid_at: String,
 }
 
 impl EncodedStart {
@@ -361,11 +363,7 @@ impl EncodedStart {
         Ok(EncodedStart {
             input: to_json("step input", &step.input)?,
             started_at: format_ts("step start time", &step.started_at)?,
-            lease: step
-                .lease
-                .as_ref()
-                .map(|l| Ok::<_, StateError>((l.owner.clone(), format_ts("lease", &l.until)?)))
-                .transpose()?,
+            lease_valid_at: format_ts("lease check time", &Utc::now())?,
         })
     }
 }
@@ -376,27 +374,39 @@ async fn insert_start(
     step: &StepStart,
     encoded: EncodedStart,
 ) -> Result<(), StateError> {
-    // One statement, so a run cannot finish between the check and the insert.
-    let result = sqlx::query(
+    // One statement, so a run cannot finish (or change hands) between the check and the
+    // insert.
+    let sql = if step.lease_owner.is_some() {
         "INSERT INTO steps (run_id, step_index, step_id, plugin, plugin_digest, status, \
          input, logs, started_at, attempts) \
          SELECT $1, $2, $3, $4, $5, 'running', $6, '[]', $7, $8 \
-         WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running')",
-    )
-    .bind(run_id)
-    .bind(step.index)
-    .bind(&step.step_id)
-    .bind(&step.plugin)
-    .bind(&step.plugin_digest)
-    .bind(encoded.input)
-    .bind(encoded.started_at)
-    .bind(step.attempts)
-    .execute(&mut *conn)
-    .await;
-    match result {
+         WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running' \
+         AND lease_owner = $9 AND lease_expires_at > $10)"
+    } else {
+        "INSERT INTO steps (run_id, step_index, step_id, plugin, plugin_digest, status, \
+         input, logs, started_at, attempts) \
+         SELECT $1, $2, $3, $4, $5, 'running', $6, '[]', $7, $8 \
+         WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running')"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(run_id)
+        .bind(step.index)
+        .bind(&step.step_id)
+        .bind(&step.plugin)
+        .bind(&step.plugin_digest)
+        .bind(encoded.input)
+        .bind(encoded.started_at)
+        .bind(step.attempts);
+    if let Some(owner) = &step.lease_owner {
+        query = query.bind(owner).bind(encoded.lease_valid_at);
+    }
+    match query.execute(&mut *conn).await {
         Ok(r) if r.rows_affected() == 1 => Ok(()),
         Ok(_) => Err(match current_run_status(conn, run_id).await? {
             None => StateError::RunNotFound(run_id.to_owned()),
+            Some(RunStatus::Running) => StateError::LeaseLost {
+                run_id: run_id.to_owned(),
+            },
             Some(status) => StateError::RunNotRunning {
                 run_id: run_id.to_owned(),
                 status,
@@ -588,17 +598,17 @@ impl StateStore {
         if let Some(previous) = previous {
             write_finish(&mut tx, self.backend, run_id, previous).await?;
         }
-        if let Some((owner, until)) = &start.lease
-            && !super::control::renew_lease_in(&mut tx, run_id, owner, until).await?
-        {
-            tx.commit().await?;
-            return Err(StateError::LeaseLost {
-                run_id: run_id.to_owned(),
-            });
+        match insert_start(&mut tx, run_id, step, start).await {
+            Err(lost @ StateError::LeaseLost { .. }) => {
+                tx.commit().await?;
+                Err(lost)
+            }
+            other => {
+                other?;
+                tx.commit().await?;
+                Ok(())
+            }
         }
-        insert_start(&mut tx, run_id, step, start).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Records the outcome of a running step and appends `audit` to the chain,
@@ -838,7 +848,7 @@ mod tests {
             input: json!({"index": index}),
             started_at: t("2025-06-01T10:00:01.000001Z"),
             attempts: 0,
-            lease: None,
+            lease_owner: None,
         }
     }
 
@@ -1295,7 +1305,7 @@ mod tests {
                 .await
                 .unwrap();
             let mut first = step_start(0, "lookup");
-            first.lease = Some(lease.clone());
+            first.lease_owner = Some(lease.owner.clone());
             first.attempts = 1;
             store.start_step(RUN_A, &first).await.unwrap();
 
@@ -1319,7 +1329,7 @@ mod tests {
                 calls: Vec::new(),
             };
             let mut second = step_start(1, "refund");
-            second.lease = Some(lease.clone());
+            second.lease_owner = Some(lease.owner.clone());
             store
                 .start_step_after(RUN_A, Some(finish), &second)
                 .await
@@ -1359,7 +1369,7 @@ mod tests {
                 calls: Vec::new(),
             };
             let mut third = step_start(2, "notify");
-            third.lease = Some(lease.clone());
+            third.lease_owner = Some(lease.owner.clone());
             assert!(matches!(
                 store.start_step_after(RUN_A, Some(finish), &third).await,
                 Err(StateError::LeaseLost { .. })
