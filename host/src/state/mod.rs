@@ -146,13 +146,16 @@ impl StateStore {
                 AnyPoolOptions::new()
                     .max_connections(4)
                     // synchronous and busy_timeout are per connection, so every
-                    // pooled connection needs them, not just the first.
+                    // pooled connection needs them, not just the first. FULL: a
+                    // commit (one per step boundary) is on disk when it returns, so
+                    // a power cut cannot forget a step whose target writes are
+                    // committed (see ARCHITECTURE.md, "Durability").
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             sqlx::raw_sql(
                                 "PRAGMA busy_timeout = 5000; \
                                  PRAGMA foreign_keys = ON; \
-                                 PRAGMA synchronous = NORMAL;",
+                                 PRAGMA synchronous = FULL;",
                             )
                             .execute(conn)
                             .await?;
@@ -643,12 +646,12 @@ mod tests {
                     .await
                     .unwrap();
                 assert_eq!(mode, "wal");
-                // NORMAL is 1.
+                // FULL is 2: every commit is on disk before it returns.
                 let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
                     .fetch_one(&mut *conn)
                     .await
                     .unwrap();
-                assert_eq!(sync, 1);
+                assert_eq!(sync, 2);
                 let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
                     .fetch_one(&mut *conn)
                     .await
