@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::db_journal::{Execution, Operation, SQL_IN_JOURNAL};
 use super::truncate;
 use crate::grant::{SqlAccess, SqlDialect, SqlError};
 use crate::runtime::StepState;
@@ -25,7 +26,7 @@ impl db_bindings::Host for StepState {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, CallError>> {
         Ok(self
-            .run_statement(&sql, params, Statement::Query)
+            .run_statement(&sql, params, Operation::Query)
             .await
             .map(|done| match done {
                 Done::Rows(rows) => rows,
@@ -42,19 +43,13 @@ impl db_bindings::Host for StepState {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, CallError>> {
         Ok(self
-            .run_statement(&sql, params, Statement::Execute)
+            .run_statement(&sql, params, Operation::Execute)
             .await
             .map(|done| match done {
                 Done::Affected(n) => n,
                 Done::Rows(rows) => rows.rows.len() as u64,
             }))
     }
-}
-
-#[derive(Clone, Copy)]
-enum Statement {
-    Query,
-    Execute,
 }
 
 enum Done {
@@ -67,7 +62,7 @@ impl StepState {
         &mut self,
         sql: &str,
         params: Vec<Value>,
-        statement: Statement,
+        statement: Operation,
     ) -> Result<Done, CallError> {
         let started = Instant::now();
         let started_at = chrono::Utc::now();
@@ -101,25 +96,38 @@ impl StepState {
         let params: Vec<SqlValue> = params.into_iter().map(to_sql_value).collect();
         let tx = self.transaction().await?;
         let result = match statement {
-            Statement::Query => tx.query(sql, &params).await.map(|r| Done::Rows(to_rows(r))),
-            Statement::Execute => tx.execute(sql, &params).await.map(Done::Affected),
+            Operation::Query => tx.query(sql, &params).await.map(|r| Done::Rows(to_rows(r))),
+            Operation::Execute => tx.execute(sql, &params).await.map(Done::Affected),
         };
         let elapsed = started.elapsed();
-        let journaled = match &result {
-            Ok(Done::Rows(rows)) => Ok(serde_json::json!({ "rows": rows.rows.len() })),
-            Ok(Done::Affected(n)) => Ok(serde_json::json!({ "affected": n })),
-            Err(e) => Err(CallError::Failed(e.to_string())),
-        };
-        self.journal_statement(
-            statement,
-            sql,
-            param_count,
-            Some(&access),
-            started,
-            started_at,
-            CallDecision::Allowed,
-            journaled.as_ref(),
-        );
+        match &result {
+            Ok(done) => {
+                let rows = match done {
+                    Done::Rows(rows) => rows.rows.len() as u64,
+                    Done::Affected(n) => *n,
+                };
+                self.count_statement(
+                    statement,
+                    sql,
+                    param_count,
+                    &access,
+                    rows,
+                    started,
+                    started_at,
+                )
+                .await;
+            }
+            Err(e) => self.journal_statement(
+                statement,
+                sql,
+                param_count,
+                Some(&access),
+                started,
+                started_at,
+                CallDecision::Allowed,
+                Err(&CallError::Failed(e.to_string())),
+            ),
+        }
         match result {
             Ok(done) => {
                 tracing::debug!(
@@ -146,12 +154,58 @@ impl StepState {
         }
     }
 
-    /// Database calls are journaled in memory and stored with the step's outcome: they
-    /// have no effect outside the step's transaction, so nothing needs replaying.
+    /// Counts a successful statement in the step's statement totals (see
+    /// `db_journal.rs`), or journals it on its own when there is no room to count it.
+    #[allow(clippy::too_many_arguments)]
+    async fn count_statement(
+        &mut self,
+        operation: Operation,
+        sql: &str,
+        param_count: usize,
+        access: &SqlAccess,
+        rows: u64,
+        started: Instant,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let seq = self.effects.next_seq();
+        let writes: Vec<&str> = written_tables(access);
+        let statement = access.statement.to_string();
+        let counted = self.effects.statements.add(&Execution {
+            operation,
+            sql,
+            params: param_count,
+            statement: &statement,
+            writes: &writes,
+            rows,
+            seq,
+            started_at,
+            duration_us: started.elapsed().as_micros() as i64,
+        });
+        if !counted {
+            let response = match operation {
+                Operation::Query => serde_json::json!({ "rows": rows }),
+                Operation::Execute => serde_json::json!({ "affected": rows }),
+            };
+            self.push_statement_record(
+                seq,
+                operation,
+                sql,
+                param_count,
+                Some(access),
+                started,
+                started_at,
+                CallDecision::Allowed,
+                Ok(&response),
+            );
+            self.spill_calls().await;
+        }
+    }
+
+    /// Journals one statement that is not counted with others: a denial, a failure.
     #[allow(clippy::too_many_arguments)]
     fn journal_statement(
         &mut self,
-        statement: Statement,
+        operation: Operation,
         sql: &str,
         param_count: usize,
         access: Option<&SqlAccess>,
@@ -161,18 +215,37 @@ impl StepState {
         result: Result<&serde_json::Value, &CallError>,
     ) {
         let seq = self.effects.next_seq();
-        let writes: Vec<&str> = access
-            .map(|a| {
-                a.needs
-                    .iter()
-                    .filter(|(kind, _)| *kind != crate::grant::StatementKind::Select)
-                    .map(|(_, table)| table.as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut params = serde_json::json!({ "sql": truncate(sql, 1000), "params": param_count });
+        self.push_statement_record(
+            seq,
+            operation,
+            sql,
+            param_count,
+            access,
+            started,
+            started_at,
+            decision,
+            result,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_statement_record(
+        &mut self,
+        seq: i64,
+        operation: Operation,
+        sql: &str,
+        param_count: usize,
+        access: Option<&SqlAccess>,
+        started: Instant,
+        started_at: chrono::DateTime<chrono::Utc>,
+        decision: CallDecision,
+        result: Result<&serde_json::Value, &CallError>,
+    ) {
+        let mut params =
+            serde_json::json!({ "sql": truncate(sql, SQL_IN_JOURNAL), "params": param_count });
         if let Some(access) = access {
             params["statement"] = serde_json::json!(access.statement.to_string());
+            let writes = written_tables(access);
             if !writes.is_empty() {
                 params["writes"] = serde_json::json!(writes);
             }
@@ -186,11 +259,7 @@ impl StepState {
             attempt: self.effects.attempt,
             seq,
             interface: "db".into(),
-            operation: match statement {
-                Statement::Query => "query",
-                Statement::Execute => "execute",
-            }
-            .into(),
+            operation: operation.name().into(),
             params,
             request_digest: String::new(),
             decision,
@@ -260,6 +329,16 @@ impl StepState {
         }
         Ok(self.db.tx.as_mut().expect("just opened"))
     }
+}
+
+/// The tables a statement writes (everything it needs but `select`).
+fn written_tables(access: &SqlAccess) -> Vec<&str> {
+    access
+        .needs
+        .iter()
+        .filter(|(kind, _)| *kind != crate::grant::StatementKind::Select)
+        .map(|(_, table)| table.as_str())
+        .collect()
 }
 
 fn to_sql_value(value: Value) -> SqlValue {

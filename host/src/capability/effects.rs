@@ -9,6 +9,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::budget::RunBudget;
+use super::db_journal::StatementTotals;
 use super::services::Services;
 use crate::runtime::StepState;
 use crate::state::{CallDecision, CallRecord, LogLine, StateStore};
@@ -24,6 +25,8 @@ pub struct EffectSession {
     next_seq: i64,
     /// Calls not yet stored: stored with the step's outcome.
     pub pending: Vec<CallRecord>,
+    /// Successful database statements, counted per statement text.
+    pub(crate) statements: StatementTotals,
     /// A transient failure the plugin was answered with (Stripe 429/5xx after the
     /// capability's own retries, a serialization conflict): makes the step retryable.
     pub transient: Option<String>,
@@ -49,6 +52,7 @@ impl EffectSession {
             attempt,
             next_seq: 0,
             pending: Vec::new(),
+            statements: StatementTotals::default(),
             transient: None,
             denied: false,
         }
@@ -61,7 +65,19 @@ impl EffectSession {
         self.next_seq += 1;
         seq
     }
+
+    /// Every call of the attempt not yet stored, in call order.
+    pub fn take_calls(&mut self) -> Vec<CallRecord> {
+        let mut calls = std::mem::take(&mut self.pending);
+        let counted = std::mem::take(&mut self.statements);
+        calls.extend(counted.into_records(self.step_index, self.attempt));
+        calls.sort_by_key(|c| c.seq);
+        calls
+    }
 }
+
+/// Calls kept in memory before they are written to the journal mid-step.
+const PENDING_CALLS: usize = 4_096;
 
 /// One call about to be made, identified for the journal.
 pub(crate) struct Call {
@@ -205,6 +221,24 @@ impl StepState {
             return;
         }
         self.effects.pending.push(record);
+    }
+
+    /// Writes the pending calls to the journal once there are many, so a step that makes
+    /// an unbounded number of distinct calls does not hold them all in memory.
+    pub(crate) async fn spill_calls(&mut self) {
+        if self.effects.pending.len() < PENDING_CALLS {
+            return;
+        }
+        let calls = std::mem::take(&mut self.effects.pending);
+        if let Err(e) = self
+            .effects
+            .state
+            .record_calls(&self.context.run_id, &calls)
+            .await
+        {
+            tracing::warn!(target: "runbook::journal", "could not journal calls mid-step: {e}");
+            self.effects.pending = calls;
+        }
     }
 
     /// Denial bookkeeping shared by every capability: audit, log line, journal.

@@ -6,6 +6,7 @@
 mod audit;
 mod budget;
 mod db;
+mod db_journal;
 mod effects;
 mod email;
 mod log;

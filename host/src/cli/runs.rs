@@ -161,8 +161,9 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                 } else {
                     format!("{FAIL}error{FAIL:#}")
                 };
+                let executions = call.params["executions"].as_u64().unwrap_or(1);
                 anstream::println!(
-                    "  {DIM}call{DIM:#} #{}{} {}.{} {} {outcome} {DIM}{} µs{DIM:#}{}{}",
+                    "  {DIM}call{DIM:#} #{}{} {}.{}{} {} {outcome} {DIM}{} µs{DIM:#}{}{}",
                     call.seq,
                     if call.attempt > 1 {
                         format!(" (attempt {})", call.attempt)
@@ -171,6 +172,11 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                     },
                     call.interface,
                     call.operation,
+                    if executions > 1 {
+                        format!(" ×{executions}")
+                    } else {
+                        String::new()
+                    },
                     decision_label(call.decision),
                     call.duration_us,
                     call.idempotency_key

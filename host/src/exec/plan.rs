@@ -90,12 +90,14 @@ impl Plan {
                         .as_str()
                         .unwrap_or_default()
                         .to_string();
+                    // A journal record may stand for many executions of one statement.
+                    let executions = call.params["executions"].as_u64().unwrap_or(1);
                     for table in tables.iter().filter_map(Value::as_str) {
                         let order = db.len();
                         let entry = db
                             .entry((call.step_index, table.to_string(), sql.clone()))
                             .or_insert((order, 0, 0, statement.clone()));
-                        entry.1 += 1;
+                        entry.1 += executions;
                         entry.2 += rows;
                     }
                 }

@@ -409,7 +409,7 @@ impl Executor<'_> {
             retryable,
             logs: std::mem::take(&mut state.record.logs),
             audit,
-            calls: std::mem::take(&mut state.effects.pending),
+            calls: state.effects.take_calls(),
             tx,
         }
         .hand_back(scope)
