@@ -31,6 +31,11 @@ fn base_config() -> Config {
     // Fuel bounds work done; epochs bound wall time even when a guest never calls out.
     config.consume_fuel(true);
     config.epoch_interruption(true);
+    // `RUNBOOK_WASM_PROFILER=perfmap` names plugin functions for `perf` (see
+    // BENCHMARKS.md, "Profiling").
+    if std::env::var("RUNBOOK_WASM_PROFILER").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 

@@ -93,6 +93,33 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Instantiates `plugin` in a fresh store, as every step does before the plugin's own
+    /// code runs, and drops it without calling `run`. For benchmarks.
+    #[doc(hidden)]
+    pub async fn instantiate_only(
+        &self,
+        plugin: &LoadedPlugin,
+        state: StepState,
+        limits: StepLimits,
+    ) -> Result<(), Fault> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        let instantiate = |e: wasmtime::Error| Fault::Instantiate {
+            message: format!("{e:#}"),
+        };
+        store.set_fuel(limits.fuel).map_err(instantiate)?;
+        store.set_epoch_deadline((limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
+        store.epoch_deadline_trap();
+        plugin
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(instantiate)
+    }
+}
+
 fn classify(
     error: &wasmtime::Error,
     instantiating: bool,

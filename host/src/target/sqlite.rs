@@ -46,11 +46,38 @@ fn bind_all<'q>(
                     index: i + 1,
                     reason: format!("`{text}` is not an RFC 3339 timestamp"),
                 })?;
-                query.bind(at.format("%Y-%m-%d %H:%M:%S+00:00").to_string())
+                query.bind(sqlite_timestamp(&at))
             }
         };
     }
     Ok(query)
+}
+
+/// `YYYY-MM-DD HH:MM:SS+00:00`, written digit by digit: a bulk step binds a timestamp
+/// per row, and chrono's `format` parses its pattern on every call.
+fn sqlite_timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    fn digits(out: &mut String, value: u32, width: u32) {
+        for place in (0..width).rev() {
+            let digit = (value / 10u32.pow(place)) % 10;
+            out.push(char::from(b'0' + digit as u8));
+        }
+    }
+    let mut out = String::with_capacity(25);
+    // parse_timestamp only accepts years the formats can express (0000-9999).
+    digits(&mut out, at.year().clamp(0, 9999) as u32, 4);
+    out.push('-');
+    digits(&mut out, at.month(), 2);
+    out.push('-');
+    digits(&mut out, at.day(), 2);
+    out.push(' ');
+    digits(&mut out, at.hour(), 2);
+    out.push(':');
+    digits(&mut out, at.minute(), 2);
+    out.push(':');
+    digits(&mut out, at.second(), 2);
+    out.push_str("+00:00");
+    out
 }
 
 fn decode_rows(rows: &[SqliteRow]) -> Result<Rows, TargetError> {
@@ -91,4 +118,26 @@ fn decode_value(raw: SqliteValueRef<'_>) -> Result<SqlValue, TargetError> {
         "BLOB" => SqlValue::Bytes(get(raw)?),
         _ => SqlValue::Text(get(raw)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_bound_in_the_schema_text_form() {
+        for text in [
+            "2026-11-01T00:00:00Z",
+            "1999-02-03T04:05:06.789Z",
+            "2026-12-31 23:59:59+00:00",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let at = parse_timestamp(text).unwrap();
+            assert_eq!(
+                sqlite_timestamp(&at),
+                at.format("%Y-%m-%d %H:%M:%S+00:00").to_string(),
+                "{text}"
+            );
+        }
+    }
 }
