@@ -1,7 +1,11 @@
-//! `cargo xtask bench`: whole-process figures for `runbook exec`, measured on the release
-//! binary in a scratch workspace — a 3-step runbook with a cold and a warm plugin cache,
-//! the engine's overhead per step (a runbook of no-op steps, durable SQLite state and
-//! PostgreSQL state), and peak memory. Prints a Markdown table for BENCHMARKS.md.
+//! `cargo xtask bench [whole|micro|bulk]`: every figure of BENCHMARKS.md, as Markdown
+//! tables on stdout.
+//!
+//! - whole: `runbook exec` of the release binary in a scratch workspace — a 3-step
+//!   runbook with a cold and a warm plugin cache, the engine's overhead per step (a
+//!   runbook of no-op steps, durable SQLite state and PostgreSQL state), peak memory;
+//! - micro: `cargo bench --bench micro` (criterion), summarised from its estimates;
+//! - bulk: `cargo bench --bench bulk`, the bulk job against a native sqlx program.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,8 +25,109 @@ struct Sample {
     max_rss_kib: i64,
 }
 
-pub fn bench() -> Result<()> {
+pub fn bench(only: Option<&str>) -> Result<()> {
+    let wanted = |part: &str| only.is_none_or(|o| o == part);
+    if let Some(part) = only
+        && !["whole", "micro", "bulk"].contains(&part)
+    {
+        bail!("unknown benchmark `{part}` (whole, micro or bulk)");
+    }
     plugins()?;
+    if wanted("whole") {
+        whole()?;
+    }
+    if wanted("micro") {
+        micro()?;
+    }
+    if wanted("bulk") {
+        run(cargo().current_dir(root()).args([
+            "bench",
+            "--package",
+            "runbook",
+            "--bench",
+            "bulk",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Criterion's estimate (median and its 95% interval, ns per iteration) of one benchmark.
+fn estimate(id: &str) -> Result<(f64, f64, f64)> {
+    let path = root()
+        .join("target/criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no criterion estimate at {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let median = &json["median"];
+    let get = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    Ok((
+        get(&median["point_estimate"]),
+        get(&median["confidence_interval"]["lower_bound"]),
+        get(&median["confidence_interval"]["upper_bound"]),
+    ))
+}
+
+/// The micro-benchmarks, per call where one plugin run makes many (`CALLS` in
+/// host/benches/micro.rs).
+fn micro() -> Result<()> {
+    const CALLS: f64 = 1000.0;
+    run(cargo()
+        .current_dir(root())
+        .args(["bench", "--package", "runbook", "--bench", "micro"]))?;
+    let us = |ns: f64| ns / 1e3;
+    let per_call = |ns: f64| ns / CALLS / 1e3;
+    println!("| figure | median | 95% CI of the median |");
+    println!("|---|---|---|");
+    let (m, lo, hi) = estimate("instantiate/probe")?;
+    println!(
+        "| instantiate a plugin (`probe`) from its precompiled component | {:.1} µs | {:.1}–{:.1} µs |",
+        us(m),
+        us(lo),
+        us(hi)
+    );
+    for backend in ["sqlite", "postgres"] {
+        let Ok(plugin) = estimate(&format!("host-call/db-select-plugin/{backend}")) else {
+            eprintln!("no {backend} micro-benchmark figures");
+            continue;
+        };
+        let direct = estimate(&format!("host-call/db-select-sqlx/{backend}"))?;
+        println!(
+            "| `db` select of one row through the plugin, {backend} | {:.1} µs per call | {:.1}–{:.1} µs |",
+            per_call(plugin.0),
+            per_call(plugin.1),
+            per_call(plugin.2)
+        );
+        println!(
+            "| the same select directly with sqlx, {backend} | {:.1} µs per call | {:.1}–{:.1} µs |",
+            per_call(direct.0),
+            per_call(direct.1),
+            per_call(direct.2)
+        );
+        println!(
+            "| plugin / direct, {backend} | {:.2}× ({:+.1} µs per call) | |",
+            plugin.0 / direct.0,
+            per_call(plugin.0 - direct.0)
+        );
+    }
+    for (id, what) in [
+        ("host-call/audit", "`audit` record"),
+        ("host-call/log", "`log` line"),
+        ("host-call/none", "guest loop iteration without a call"),
+    ] {
+        let (m, lo, hi) = estimate(id)?;
+        println!(
+            "| {what} | {:.2} µs per call | {:.2}–{:.2} µs |",
+            per_call(m),
+            per_call(lo),
+            per_call(hi)
+        );
+    }
+    Ok(())
+}
+
+fn whole() -> Result<()> {
     run(cargo()
         .current_dir(root())
         .args(["build", "--release", "--package", "runbook"]))?;
@@ -63,7 +168,7 @@ pub fn bench() -> Result<()> {
         warm.iter().map(|s| s.max_rss_kib).max().unwrap_or(0) / 1024,
         warm.len()
     ));
-    rows.push(per_step(&sqlite, "SQLite state (WAL, synchronous=NORMAL)")?);
+    rows.push(per_step(&sqlite, "SQLite state (WAL, synchronous=FULL)")?);
 
     match postgres_state(&bin, &dir) {
         Ok(pg) => rows.push(per_step(&pg, "PostgreSQL state")?),
@@ -234,7 +339,8 @@ fn postgres_state(bin: &Path, dir: &Path) -> Result<Workspace> {
     Workspace::new(
         bin,
         dir,
-        &format!("postgres://postgres@127.0.0.1:5432/{db}"),
+        // Loopback: TLS would add a handshake per new connection (BENCHMARKS.md).
+        &format!("postgres://postgres@127.0.0.1:5432/{db}?sslmode=disable"),
     )
 }
 

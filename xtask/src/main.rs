@@ -21,8 +21,10 @@ commands:
   pyenv     the Python virtualenv target/py with the tests' servers (localstripe,
             aiosmtpd, stripe; pinned in tests/servers/requirements.txt)
   test      the whole suite: pyenv, lint, plugins, then every test (what CI runs)
-  bench     whole-process figures of the release binary (exec cold/warm, overhead per
-            step on SQLite and PostgreSQL state, peak RSS) as a Markdown table";
+  bench     [whole|micro|bulk] the figures of BENCHMARKS.md as Markdown tables:
+            whole-process `runbook exec` (cold/warm cache, overhead per step on SQLite
+            and PostgreSQL state, peak RSS), criterion micro-benchmarks (instantiation,
+            host-call overhead against direct sqlx), the bulk job against native sqlx";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -32,7 +34,7 @@ fn main() -> Result<()> {
         "lint" => lint(),
         "pyenv" => pyenv::pyenv(),
         "test" => test(),
-        "bench" => bench::bench(),
+        "bench" => bench::bench(std::env::args().nth(2).as_deref()),
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown command `{command}`")
