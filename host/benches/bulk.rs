@@ -405,6 +405,12 @@ mod native {
     use super::*;
     use sqlx::Row;
 
+    /// The identity a hand-written job stamps on its audit records.
+    struct Job {
+        run_id: String,
+        program_digest: String,
+    }
+
     pub async fn run(target_url: &str, state_url: &str) -> Result<i64, String> {
         let now = chrono::DateTime::parse_from_rfc3339(NOW)
             .map_err(|e| e.to_string())?
@@ -412,11 +418,18 @@ mod native {
         let cutoff = chrono::DateTime::parse_from_rfc3339(CUTOFF)
             .map_err(|e| e.to_string())?
             .with_timezone(&chrono::Utc);
+        let job = Job {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            program_digest: runbook::runtime::sha256_hex(
+                &std::fs::read(std::env::current_exe().map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
         let mut audit = Vec::new();
         let canceled = if target_url.starts_with("postgres") {
-            postgres(target_url, now, cutoff, &mut audit).await
+            postgres(&job, target_url, now, cutoff, &mut audit).await
         } else {
-            sqlite(target_url, now, cutoff, &mut audit).await
+            sqlite(&job, target_url, now, cutoff, &mut audit).await
         }
         .map_err(|e| e.to_string())?;
         let state = StateStore::open(state_url)
@@ -429,14 +442,16 @@ mod native {
         Ok(canceled)
     }
 
-    fn entry(stripe_id: &str, organization_id: i64, tier: &str) -> NewAuditEntry {
+    /// The same record the engine writes: who, which job run and which program, so both
+    /// hash and store the same number of bytes per entry.
+    fn entry(job: &Job, stripe_id: &str, organization_id: i64, tier: &str) -> NewAuditEntry {
         NewAuditEntry {
             at: chrono::Utc::now(),
             actor: "bench".into(),
-            run_id: None,
-            step_id: None,
-            plugin: None,
-            plugin_digest: None,
+            run_id: Some(job.run_id.clone()),
+            step_id: Some("expire".into()),
+            plugin: Some("bulk-expire".into()),
+            plugin_digest: Some(job.program_digest.clone()),
             action: "subscription.canceled".into(),
             target: format!("subscription:{stripe_id}"),
             detail: serde_json::json!({
@@ -449,6 +464,7 @@ mod native {
     }
 
     async fn postgres(
+        job: &Job,
         url: &str,
         now: chrono::DateTime<chrono::Utc>,
         cutoff: chrono::DateTime<chrono::Utc>,
@@ -486,7 +502,7 @@ mod native {
                     .bind(org)
                     .execute(&mut *tx)
                     .await?;
-                audit.push(entry(&stripe_id, org, &tier));
+                audit.push(entry(job, &stripe_id, org, &tier));
                 canceled += 1;
                 after = id;
             }
@@ -499,6 +515,7 @@ mod native {
     }
 
     async fn sqlite(
+        job: &Job,
         url: &str,
         now: chrono::DateTime<chrono::Utc>,
         cutoff: chrono::DateTime<chrono::Utc>,
@@ -546,7 +563,7 @@ mod native {
                     .bind(org)
                     .execute(&mut *tx)
                     .await?;
-                audit.push(entry(&stripe_id, org, &tier));
+                audit.push(entry(job, &stripe_id, org, &tier));
                 canceled += 1;
                 after = id;
             }

@@ -88,11 +88,12 @@ fn micro() -> Result<()> {
         us(hi)
     );
     for backend in ["sqlite", "postgres"] {
-        let Ok(plugin) = estimate(&format!("host-call/db-select-plugin/{backend}")) else {
+        // Criterion names the folder of `db-select-plugin/sqlite` `db-select-plugin_sqlite`.
+        let Ok(plugin) = estimate(&format!("host-call/db-select-plugin_{backend}")) else {
             eprintln!("no {backend} micro-benchmark figures");
             continue;
         };
-        let direct = estimate(&format!("host-call/db-select-sqlx/{backend}"))?;
+        let direct = estimate(&format!("host-call/db-select-sqlx_{backend}"))?;
         println!(
             "| `db` select of one row through the plugin, {backend} | {:.1} µs per call | {:.1}–{:.1} µs |",
             per_call(plugin.0),

@@ -168,6 +168,15 @@ impl StepState {
         started_at: chrono::DateTime<chrono::Utc>,
     ) {
         let seq = self.effects.next_seq();
+        let duration_us = started.elapsed().as_micros() as i64;
+        // The common case: a statement seen before is one more execution.
+        if self
+            .effects
+            .statements
+            .add_repeat(operation, sql, rows, duration_us)
+        {
+            return;
+        }
         let writes: Vec<&str> = written_tables(access);
         let statement = access.statement.to_string();
         let counted = self.effects.statements.add(&Execution {
@@ -179,7 +188,7 @@ impl StepState {
             rows,
             seq,
             started_at,
-            duration_us: started.elapsed().as_micros() as i64,
+            duration_us,
         });
         if !counted {
             let response = match operation {
@@ -321,8 +330,9 @@ impl StepState {
                 .target
                 .as_ref()
                 .expect("authorize checked the target");
-            let tx = target
-                .begin()
+            // Boxed: opening a transaction is a once-per-step path with a large future,
+            // which would otherwise be part of (and moved with) every call's future.
+            let tx = Box::pin(target.begin())
                 .await
                 .map_err(|e| CallError::Failed(e.to_string()))?;
             self.db.tx = Some(tx);

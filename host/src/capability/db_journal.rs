@@ -73,6 +73,30 @@ pub(crate) struct StatementTotals {
 }
 
 impl StatementTotals {
+    /// Counts one more execution of a statement already counted; `false` if it is not
+    /// (then [`add`](Self::add) it).
+    pub(super) fn add_repeat(
+        &mut self,
+        operation: Operation,
+        sql: &str,
+        rows: u64,
+        duration_us: i64,
+    ) -> bool {
+        match self
+            .by_sql
+            .get_mut(sql)
+            .and_then(|slots| slots[operation.slot()].as_mut())
+        {
+            Some(totals) => {
+                totals.executions += 1;
+                totals.rows += rows;
+                totals.duration_us += duration_us;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Counts `execution`; `false` if the statement is new and there is no room to
     /// count it, in which case the caller journals it on its own.
     pub(super) fn add(&mut self, execution: &Execution<'_>) -> bool {
@@ -213,6 +237,19 @@ mod tests {
         assert_eq!(records[1].response, Some(json!({ "affected": 1500 })));
         assert_eq!(records[1].duration_us, 15_000);
         assert!(records.iter().all(|r| r.step_index == 2 && r.attempt == 1));
+    }
+
+    #[test]
+    fn a_repeat_counts_only_what_was_counted_before() {
+        let mut totals = StatementTotals::default();
+        let sql = "UPDATE organizations SET plan_tier = 'free' WHERE id = $1";
+        assert!(!totals.add_repeat(Operation::Execute, sql, 1, 5));
+        assert!(totals.add(&run(Operation::Execute, sql, 1, 0)));
+        assert!(totals.add_repeat(Operation::Execute, sql, 1, 5));
+        assert!(!totals.add_repeat(Operation::Query, sql, 1, 5));
+        let records = totals.into_records(0, 1);
+        assert_eq!(records[0].params["executions"], 2);
+        assert_eq!(records[0].duration_us, 15);
     }
 
     #[test]

@@ -60,6 +60,11 @@ impl Timestamp {
         &self.0
     }
 
+    /// The normal form, without copying it.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// `YYYY-MM-DD`.
     pub fn date(&self) -> &str {
         &self.0[..10]

@@ -81,8 +81,8 @@ value_from! {
     &String => |v| Value::Text(v.clone()),
     Vec<u8> => |v| Value::Bytes(v),
     &[u8] => |v| Value::Bytes(v.to_vec()),
-    Timestamp => |v| Value::Timestamp(v.to_string()),
-    &Timestamp => |v| Value::Timestamp(v.to_string()),
+    Timestamp => |v| Value::Timestamp(v.into_string()),
+    &Timestamp => |v| Value::Timestamp(v.as_str().to_owned()),
 }
 
 impl<T: Into<Value>> From<Option<T>> for Value {
