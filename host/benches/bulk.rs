@@ -463,6 +463,51 @@ mod native {
         }
     }
 
+    /// The job in one transaction on `$pool`, with `$now` and `$cutoff` bound as the
+    /// backend stores timestamps: the same code for each backend's pool type.
+    macro_rules! job_in_transaction {
+        ($pool:expr, $job:expr, $now:expr, $cutoff:expr, $audit:expr) => {{
+            let mut tx = $pool.begin().await?;
+            let (mut after, mut canceled) = (0i64, 0i64);
+            loop {
+                let page = sqlx::query(sql::PAGE_SQL)
+                    .bind($cutoff)
+                    .bind(after)
+                    .bind(PAGE)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for row in &page {
+                    let id: i64 = row.try_get("id")?;
+                    let org: i64 = row.try_get("organization_id")?;
+                    let stripe_id: String = row.try_get("stripe_subscription_id")?;
+                    let tier: String = row.try_get("plan_tier")?;
+                    sqlx::query(sql::CANCEL_SQL)
+                        .bind($now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(sql::DOWNGRADE_SQL)
+                        .bind($now)
+                        .bind(org)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(sql::QUOTAS_SQL)
+                        .bind(org)
+                        .execute(&mut *tx)
+                        .await?;
+                    $audit.push(entry($job, &stripe_id, org, &tier));
+                    canceled += 1;
+                    after = id;
+                }
+                if (page.len() as i64) < PAGE {
+                    break;
+                }
+            }
+            tx.commit().await?;
+            Ok(canceled)
+        }};
+    }
+
     async fn postgres(
         job: &Job,
         url: &str,
@@ -474,44 +519,7 @@ mod native {
             .max_connections(1)
             .connect(url)
             .await?;
-        let mut tx = pool.begin().await?;
-        let (mut after, mut canceled) = (0i64, 0i64);
-        loop {
-            let page = sqlx::query(sql::PAGE_SQL)
-                .bind(cutoff)
-                .bind(after)
-                .bind(PAGE)
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in &page {
-                let id: i64 = row.try_get("id")?;
-                let org: i64 = row.try_get("organization_id")?;
-                let stripe_id: String = row.try_get("stripe_subscription_id")?;
-                let tier: String = row.try_get("plan_tier")?;
-                sqlx::query(sql::CANCEL_SQL)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sql::DOWNGRADE_SQL)
-                    .bind(now)
-                    .bind(org)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sql::QUOTAS_SQL)
-                    .bind(org)
-                    .execute(&mut *tx)
-                    .await?;
-                audit.push(entry(job, &stripe_id, org, &tier));
-                canceled += 1;
-                after = id;
-            }
-            if (page.len() as i64) < PAGE {
-                break;
-            }
-        }
-        tx.commit().await?;
-        Ok(canceled)
+        job_in_transaction!(pool, job, now, cutoff, audit)
     }
 
     async fn sqlite(
@@ -535,43 +543,6 @@ mod native {
         let text =
             |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S+00:00").to_string();
         let (now, cutoff) = (text(now), text(cutoff));
-        let mut tx = pool.begin().await?;
-        let (mut after, mut canceled) = (0i64, 0i64);
-        loop {
-            let page = sqlx::query(sql::PAGE_SQL)
-                .bind(&cutoff)
-                .bind(after)
-                .bind(PAGE)
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in &page {
-                let id: i64 = row.try_get("id")?;
-                let org: i64 = row.try_get("organization_id")?;
-                let stripe_id: String = row.try_get("stripe_subscription_id")?;
-                let tier: String = row.try_get("plan_tier")?;
-                sqlx::query(sql::CANCEL_SQL)
-                    .bind(&now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sql::DOWNGRADE_SQL)
-                    .bind(&now)
-                    .bind(org)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sql::QUOTAS_SQL)
-                    .bind(org)
-                    .execute(&mut *tx)
-                    .await?;
-                audit.push(entry(job, &stripe_id, org, &tier));
-                canceled += 1;
-                after = id;
-            }
-            if (page.len() as i64) < PAGE {
-                break;
-            }
-        }
-        tx.commit().await?;
-        Ok(canceled)
+        job_in_transaction!(pool, job, &now, &cutoff, audit)
     }
 }

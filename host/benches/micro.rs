@@ -166,33 +166,28 @@ async fn fresh_postgres() -> Option<String> {
     Some("postgres://postgres@127.0.0.1:5432/runbook_bench_micro?sslmode=disable".into())
 }
 
+/// `CALLS` selects in one transaction on `pool`, decoding both columns: the same code for
+/// each backend's pool type.
+macro_rules! selects_in_transaction {
+    ($pool:expr) => {{
+        let mut tx = $pool.begin().await.unwrap();
+        for _ in 0..CALLS {
+            let rows = sqlx::query(SELECT_ONE)
+                .bind(1i64)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            let _: (i64, String) = (rows[0].get(0), rows[0].get(1));
+        }
+        tx.rollback().await.unwrap();
+    }};
+}
+
 /// The select the plugin makes, made directly with sqlx in a transaction on the same pool.
 async fn direct_selects(target: &TargetDb) {
     match target {
-        TargetDb::Sqlite(pool) => {
-            let mut tx = pool.begin().await.unwrap();
-            for _ in 0..CALLS {
-                let rows = sqlx::query(SELECT_ONE)
-                    .bind(1i64)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .unwrap();
-                let _: (i64, String) = (rows[0].get(0), rows[0].get(1));
-            }
-            tx.rollback().await.unwrap();
-        }
-        TargetDb::Postgres(pool) => {
-            let mut tx = pool.begin().await.unwrap();
-            for _ in 0..CALLS {
-                let rows = sqlx::query(SELECT_ONE)
-                    .bind(1i64)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .unwrap();
-                let _: (i64, String) = (rows[0].get(0), rows[0].get(1));
-            }
-            tx.rollback().await.unwrap();
-        }
+        TargetDb::Sqlite(pool) => selects_in_transaction!(pool),
+        TargetDb::Postgres(pool) => selects_in_transaction!(pool),
     }
 }
 

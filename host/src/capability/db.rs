@@ -57,15 +57,29 @@ enum Done {
     Affected(u64),
 }
 
+/// One statement a plugin asked for, as the journal describes it.
+struct StatementCall<'a> {
+    operation: Operation,
+    sql: &'a str,
+    param_count: usize,
+    started: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
 impl StepState {
     async fn run_statement(
         &mut self,
         sql: &str,
         params: Vec<Value>,
-        statement: Operation,
+        operation: Operation,
     ) -> Result<Done, CallError> {
-        let started = Instant::now();
-        let started_at = chrono::Utc::now();
+        let call = StatementCall {
+            operation,
+            sql,
+            param_count: params.len(),
+            started: Instant::now(),
+            started_at: chrono::Utc::now(),
+        };
         let access = match self.authorize(sql) {
             Ok(access) => access,
             Err(e) => {
@@ -74,16 +88,7 @@ impl StepState {
                 } else {
                     CallDecision::Allowed
                 };
-                self.journal_statement(
-                    statement,
-                    sql,
-                    params.len(),
-                    None,
-                    started,
-                    started_at,
-                    decision,
-                    Err(&e),
-                );
+                self.journal_statement(&call, None, decision, Err(&e));
                 return Err(e);
             }
         };
@@ -92,38 +97,24 @@ impl StepState {
                 "an earlier statement of this step failed ({reason}); its transaction is aborted"
             )));
         }
-        let param_count = params.len();
         let params: Vec<SqlValue> = params.into_iter().map(to_sql_value).collect();
         let tx = self.transaction().await?;
-        let result = match statement {
+        let result = match operation {
             Operation::Query => tx.query(sql, &params).await.map(|r| Done::Rows(to_rows(r))),
             Operation::Execute => tx.execute(sql, &params).await.map(Done::Affected),
         };
-        let elapsed = started.elapsed();
+        let elapsed = call.started.elapsed();
         match &result {
             Ok(done) => {
                 let rows = match done {
                     Done::Rows(rows) => rows.rows.len() as u64,
                     Done::Affected(n) => *n,
                 };
-                self.count_statement(
-                    statement,
-                    sql,
-                    param_count,
-                    &access,
-                    rows,
-                    started,
-                    started_at,
-                )
-                .await;
+                self.count_statement(&call, &access, rows).await;
             }
             Err(e) => self.journal_statement(
-                statement,
-                sql,
-                param_count,
+                &call,
                 Some(&access),
-                started,
-                started_at,
                 CallDecision::Allowed,
                 Err(&CallError::Failed(e.to_string())),
             ),
@@ -156,53 +147,39 @@ impl StepState {
 
     /// Counts a successful statement in the step's statement totals (see
     /// `db_journal.rs`), or journals it on its own when there is no room to count it.
-    #[allow(clippy::too_many_arguments)]
-    async fn count_statement(
-        &mut self,
-        operation: Operation,
-        sql: &str,
-        param_count: usize,
-        access: &SqlAccess,
-        rows: u64,
-        started: Instant,
-        started_at: chrono::DateTime<chrono::Utc>,
-    ) {
+    async fn count_statement(&mut self, call: &StatementCall<'_>, access: &SqlAccess, rows: u64) {
         let seq = self.effects.next_seq();
-        let duration_us = started.elapsed().as_micros() as i64;
+        let duration_us = call.started.elapsed().as_micros() as i64;
         // The common case: a statement seen before is one more execution.
         if self
             .effects
             .statements
-            .add_repeat(operation, sql, rows, duration_us)
+            .add_repeat(call.operation, call.sql, rows, duration_us)
         {
             return;
         }
         let writes: Vec<&str> = written_tables(access);
         let statement = access.statement.to_string();
         let counted = self.effects.statements.add(&Execution {
-            operation,
-            sql,
-            params: param_count,
+            operation: call.operation,
+            sql: call.sql,
+            params: call.param_count,
             statement: &statement,
             writes: &writes,
             rows,
             seq,
-            started_at,
+            started_at: call.started_at,
             duration_us,
         });
         if !counted {
-            let response = match operation {
+            let response = match call.operation {
                 Operation::Query => serde_json::json!({ "rows": rows }),
                 Operation::Execute => serde_json::json!({ "affected": rows }),
             };
             self.push_statement_record(
                 seq,
-                operation,
-                sql,
-                param_count,
+                call,
                 Some(access),
-                started,
-                started_at,
                 CallDecision::Allowed,
                 Ok(&response),
             );
@@ -211,47 +188,29 @@ impl StepState {
     }
 
     /// Journals one statement that is not counted with others: a denial, a failure.
-    #[allow(clippy::too_many_arguments)]
     fn journal_statement(
         &mut self,
-        operation: Operation,
-        sql: &str,
-        param_count: usize,
+        call: &StatementCall<'_>,
         access: Option<&SqlAccess>,
-        started: Instant,
-        started_at: chrono::DateTime<chrono::Utc>,
         decision: CallDecision,
         result: Result<&serde_json::Value, &CallError>,
     ) {
         let seq = self.effects.next_seq();
-        self.push_statement_record(
-            seq,
-            operation,
-            sql,
-            param_count,
-            access,
-            started,
-            started_at,
-            decision,
-            result,
-        );
+        self.push_statement_record(seq, call, access, decision, result);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push_statement_record(
         &mut self,
         seq: i64,
-        operation: Operation,
-        sql: &str,
-        param_count: usize,
+        call: &StatementCall<'_>,
         access: Option<&SqlAccess>,
-        started: Instant,
-        started_at: chrono::DateTime<chrono::Utc>,
         decision: CallDecision,
         result: Result<&serde_json::Value, &CallError>,
     ) {
-        let mut params =
-            serde_json::json!({ "sql": truncate(sql, SQL_IN_JOURNAL), "params": param_count });
+        let mut params = serde_json::json!({
+            "sql": truncate(call.sql, SQL_IN_JOURNAL),
+            "params": call.param_count,
+        });
         if let Some(access) = access {
             params["statement"] = serde_json::json!(access.statement.to_string());
             let writes = written_tables(access);
@@ -268,7 +227,7 @@ impl StepState {
             attempt: self.effects.attempt,
             seq,
             interface: "db".into(),
-            operation: operation.name().into(),
+            operation: call.operation.name().into(),
             params,
             request_digest: String::new(),
             decision,
@@ -277,8 +236,8 @@ impl StepState {
             response,
             error,
             idempotency_key: None,
-            started_at,
-            duration_us: started.elapsed().as_micros() as i64,
+            started_at: call.started_at,
+            duration_us: call.started.elapsed().as_micros() as i64,
         });
     }
 

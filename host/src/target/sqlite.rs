@@ -111,8 +111,8 @@ fn decode_value(raw: SqliteValueRef<'_>) -> Result<SqlValue, TargetError> {
     fn get<'r, T: Decode<'r, Sqlite>>(raw: SqliteValueRef<'r>) -> Result<T, TargetError> {
         T::decode(raw).map_err(|e| TargetError::Sql(sqlx::Error::Decode(e)))
     }
-    let storage = raw.type_info().name().to_string();
-    Ok(match storage.as_str() {
+    let storage = raw.type_info();
+    Ok(match storage.name() {
         "INTEGER" | "BOOLEAN" => SqlValue::Integer(get(raw)?),
         "REAL" => SqlValue::Float(get(raw)?),
         "BLOB" => SqlValue::Bytes(get(raw)?),
