@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::db_journal::{Execution, Operation, SQL_IN_JOURNAL};
+use super::db_journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
 use super::truncate;
 use crate::grant::{SqlAccess, SqlDialect, SqlError};
 use crate::runtime::StepState;
@@ -149,27 +149,21 @@ impl StepState {
     /// `db_journal.rs`), or journals it on its own when there is no room to count it.
     async fn count_statement(&mut self, call: &StatementCall<'_>, access: &SqlAccess, rows: u64) {
         let seq = self.effects.next_seq();
-        let duration_us = call.started.elapsed().as_micros() as i64;
-        // The common case: a statement seen before is one more execution.
-        if self
-            .effects
-            .statements
-            .add_repeat(call.operation, call.sql, rows, duration_us)
-        {
-            return;
-        }
-        let writes: Vec<&str> = written_tables(access);
-        let statement = access.statement.to_string();
-        let counted = self.effects.statements.add(&Execution {
+        let execution = Execution {
             operation: call.operation,
             sql: call.sql,
-            params: call.param_count,
-            statement: &statement,
-            writes: &writes,
             rows,
+            duration_us: call.started.elapsed().as_micros() as i64,
+        };
+        let counted = self.effects.statements.add(&execution, || FirstExecution {
             seq,
             started_at: call.started_at,
-            duration_us,
+            params: call.param_count,
+            statement: access.statement.to_string(),
+            writes: written_tables(access)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         });
         if !counted {
             let response = match call.operation {

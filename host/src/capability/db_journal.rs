@@ -42,16 +42,21 @@ impl Operation {
 pub(super) struct Execution<'a> {
     pub operation: Operation,
     pub sql: &'a str,
-    pub params: usize,
-    /// The statement kind (`select`, `update`, ...).
-    pub statement: &'a str,
-    /// Tables the statement writes.
-    pub writes: &'a [&'a str],
     /// Rows returned (query) or affected (execute).
     pub rows: u64,
+    pub duration_us: i64,
+}
+
+/// What the journal keeps of a statement's first execution; only worked out for a
+/// statement not seen before in the step.
+pub(super) struct FirstExecution {
     pub seq: i64,
     pub started_at: chrono::DateTime<chrono::Utc>,
-    pub duration_us: i64,
+    pub params: usize,
+    /// The statement kind (`select`, `update`, ...).
+    pub statement: String,
+    /// Tables the statement writes.
+    pub writes: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -73,33 +78,14 @@ pub(crate) struct StatementTotals {
 }
 
 impl StatementTotals {
-    /// Counts one more execution of a statement already counted; `false` if it is not
-    /// (then [`add`](Self::add) it).
-    pub(super) fn add_repeat(
+    /// Counts `execution`, calling `first` only for a statement not counted yet; `false`
+    /// if the statement is new and there is no room to count it, in which case the
+    /// caller journals it on its own.
+    pub(super) fn add(
         &mut self,
-        operation: Operation,
-        sql: &str,
-        rows: u64,
-        duration_us: i64,
+        execution: &Execution<'_>,
+        first: impl FnOnce() -> FirstExecution,
     ) -> bool {
-        match self
-            .by_sql
-            .get_mut(sql)
-            .and_then(|slots| slots[operation.slot()].as_mut())
-        {
-            Some(totals) => {
-                totals.executions += 1;
-                totals.rows += rows;
-                totals.duration_us += duration_us;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Counts `execution`; `false` if the statement is new and there is no room to
-    /// count it, in which case the caller journals it on its own.
-    pub(super) fn add(&mut self, execution: &Execution<'_>) -> bool {
         let slot = execution.operation.slot();
         if let Some(slots) = self.by_sql.get_mut(execution.sql) {
             match &mut slots[slot] {
@@ -108,7 +94,7 @@ impl StatementTotals {
                     totals.rows += execution.rows;
                     totals.duration_us += execution.duration_us;
                 }
-                empty => *empty = Some(Totals::first(execution)),
+                empty => *empty = Some(Totals::first(execution, first())),
             }
             return true;
         }
@@ -116,7 +102,7 @@ impl StatementTotals {
             return false;
         }
         let mut slots = [None, None];
-        slots[slot] = Some(Totals::first(execution));
+        slots[slot] = Some(Totals::first(execution, first()));
         self.by_sql.insert(execution.sql.to_string(), slots);
         true
     }
@@ -140,13 +126,13 @@ impl StatementTotals {
 }
 
 impl Totals {
-    fn first(e: &Execution<'_>) -> Totals {
+    fn first(e: &Execution<'_>, first: FirstExecution) -> Totals {
         Totals {
-            seq: e.seq,
-            started_at: e.started_at,
-            params: e.params,
-            statement: e.statement.to_string(),
-            writes: e.writes.iter().map(|w| w.to_string()).collect(),
+            seq: first.seq,
+            started_at: first.started_at,
+            params: first.params,
+            statement: first.statement,
+            writes: first.writes,
             executions: 1,
             rows: e.rows,
             duration_us: e.duration_us,
@@ -197,18 +183,28 @@ impl Totals {
 mod tests {
     use super::*;
 
-    fn run(operation: Operation, sql: &str, rows: u64, seq: i64) -> Execution<'_> {
-        Execution {
-            operation,
-            sql,
-            params: 2,
-            statement: "update",
-            writes: &["subscriptions"],
-            rows,
-            seq,
-            started_at: chrono::Utc::now(),
-            duration_us: 10,
-        }
+    fn add(
+        totals: &mut StatementTotals,
+        operation: Operation,
+        sql: &str,
+        rows: u64,
+        seq: i64,
+    ) -> bool {
+        totals.add(
+            &Execution {
+                operation,
+                sql,
+                rows,
+                duration_us: 10,
+            },
+            || FirstExecution {
+                seq,
+                started_at: chrono::Utc::now(),
+                params: 2,
+                statement: "update".into(),
+                writes: vec!["subscriptions".into()],
+            },
+        )
     }
 
     #[test]
@@ -218,10 +214,10 @@ mod tests {
         let page = "SELECT id FROM subscriptions WHERE id > $1 LIMIT 500";
         let mut seq = 0;
         for _ in 0..3 {
-            assert!(totals.add(&run(Operation::Query, page, 500, seq)));
+            assert!(add(&mut totals, Operation::Query, page, 500, seq));
             seq += 1;
             for _ in 0..500 {
-                assert!(totals.add(&run(Operation::Execute, cancel, 1, seq)));
+                assert!(add(&mut totals, Operation::Execute, cancel, 1, seq));
                 seq += 1;
             }
         }
@@ -240,15 +236,31 @@ mod tests {
     }
 
     #[test]
-    fn a_repeat_counts_only_what_was_counted_before() {
+    fn the_first_execution_is_described_once() {
         let mut totals = StatementTotals::default();
         let sql = "UPDATE organizations SET plan_tier = 'free' WHERE id = $1";
-        assert!(!totals.add_repeat(Operation::Execute, sql, 1, 5));
-        assert!(totals.add(&run(Operation::Execute, sql, 1, 0)));
-        assert!(totals.add_repeat(Operation::Execute, sql, 1, 5));
-        assert!(!totals.add_repeat(Operation::Query, sql, 1, 5));
+        let mut described = 0;
+        for _ in 0..3 {
+            let execution = Execution {
+                operation: Operation::Execute,
+                sql,
+                rows: 1,
+                duration_us: 5,
+            };
+            assert!(totals.add(&execution, || {
+                described += 1;
+                FirstExecution {
+                    seq: 0,
+                    started_at: chrono::Utc::now(),
+                    params: 1,
+                    statement: "update".into(),
+                    writes: vec![],
+                }
+            }));
+        }
+        assert_eq!(described, 1);
         let records = totals.into_records(0, 1);
-        assert_eq!(records[0].params["executions"], 2);
+        assert_eq!(records[0].params["executions"], 3);
         assert_eq!(records[0].duration_us, 15);
     }
 
@@ -256,8 +268,8 @@ mod tests {
     fn the_same_text_as_query_and_execute_is_counted_apart() {
         let mut totals = StatementTotals::default();
         let sql = "DELETE FROM sessions WHERE id = $1 RETURNING id";
-        totals.add(&run(Operation::Execute, sql, 1, 0));
-        totals.add(&run(Operation::Query, sql, 1, 1));
+        add(&mut totals, Operation::Execute, sql, 1, 0);
+        add(&mut totals, Operation::Query, sql, 1, 1);
         let records = totals.into_records(0, 1);
         assert_eq!(
             records
@@ -275,10 +287,10 @@ mod tests {
             .map(|i| format!("SELECT {i}"))
             .collect();
         for (i, sql) in texts.iter().enumerate() {
-            let counted = totals.add(&run(Operation::Query, sql, 1, i as i64));
+            let counted = add(&mut totals, Operation::Query, sql, 1, i as i64);
             assert_eq!(counted, i < MAX_DISTINCT, "{sql}");
         }
         // A statement already counted still is.
-        assert!(totals.add(&run(Operation::Query, &texts[0], 1, 9_999)));
+        assert!(add(&mut totals, Operation::Query, &texts[0], 1, 9_999));
     }
 }

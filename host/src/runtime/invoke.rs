@@ -49,17 +49,9 @@ impl Runtime {
         limits: StepLimits,
     ) -> (PluginOutcome, StepState) {
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.memory);
-        // Both must be set before instantiation: start-up code runs under them too.
-        if let Err(e) = store.set_fuel(limits.fuel) {
-            let fault = Fault::Instantiate {
-                message: format!("{e:#}"),
-            };
+        if let Err(fault) = apply_limits(&mut store, &limits) {
             return (PluginOutcome::Fault(fault), store.into_data());
         }
-        let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
 
         let call = async {
             let procedure = plugin
@@ -104,20 +96,31 @@ impl Runtime {
         limits: StepLimits,
     ) -> Result<(), Fault> {
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.memory);
-        let instantiate = |e: wasmtime::Error| Fault::Instantiate {
-            message: format!("{e:#}"),
-        };
-        store.set_fuel(limits.fuel).map_err(instantiate)?;
-        store.set_epoch_deadline((limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
-        store.epoch_deadline_trap();
+        apply_limits(&mut store, &limits)?;
         plugin
             .pre
             .instantiate_async(&mut store)
             .await
             .map(drop)
-            .map_err(instantiate)
+            .map_err(|e| Fault::Instantiate {
+                message: format!("{e:#}"),
+            })
     }
+}
+
+/// The step's memory cap, fuel and epoch deadline. All must be in place before
+/// instantiation: start-up code runs under them too.
+fn apply_limits(store: &mut Store<StepState>, limits: &StepLimits) -> Result<(), Fault> {
+    store.limiter(|s| &mut s.memory);
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| Fault::Instantiate {
+            message: format!("{e:#}"),
+        })?;
+    let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_trap();
+    Ok(())
 }
 
 fn classify(

@@ -118,26 +118,6 @@ pub(super) async fn lock_runs(
     Ok(())
 }
 
-/// Extends `owner`'s lease of a running run to `until`; `false` if the run is no longer
-/// theirs (or no longer running).
-pub(super) async fn renew_lease_in(
-    conn: &mut AnyConnection,
-    run_id: &str,
-    owner: &str,
-    until: &str,
-) -> Result<bool, StateError> {
-    let updated = sqlx::query(
-        "UPDATE runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 \
-         AND status = 'running'",
-    )
-    .bind(until)
-    .bind(run_id)
-    .bind(owner)
-    .execute(&mut *conn)
-    .await?;
-    Ok(updated.rows_affected() == 1)
-}
-
 pub(super) async fn release_lease_in(
     conn: &mut AnyConnection,
     run_id: &str,
@@ -170,9 +150,16 @@ pub(super) async fn set_rollback_status_in(
 impl StateStore {
     /// Extends this process's lease; `false` if the run is no longer ours.
     pub async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<bool, StateError> {
-        let until = format_ts("lease", &lease.until)?;
-        let mut conn = self.pool.acquire().await?;
-        renew_lease_in(&mut conn, run_id, &lease.owner, &until).await
+        let updated = sqlx::query(
+            "UPDATE runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 \
+             AND status = 'running'",
+        )
+        .bind(format_ts("lease", &lease.until)?)
+        .bind(run_id)
+        .bind(&lease.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     /// Gives the run up (paused for approval, or finished).
