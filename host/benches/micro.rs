@@ -14,12 +14,12 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sqlx::Row;
 
-use runbook::capability::{EffectSession, RunBudget, Services};
-use runbook::config::Config;
-use runbook::grant::{AnalysisCache, DbGrant, Grants};
-use runbook::runtime::{
-    DbSession, LoadedPlugin, PluginOutcome, Runtime, StepContext, StepLimits, StepState,
+use runbook::capability::{
+    CallSession, DbGrant, DbSession, Grants, RunBudget, Services, StepCapabilities, StepContext,
 };
+use runbook::config::Config;
+use runbook::grant::AnalysisCache;
+use runbook::runtime::{LoadedPlugin, PluginOutcome, Runtime, StepLimits, StepState};
 use runbook::state::StateStore;
 use runbook::target::TargetDb;
 
@@ -93,7 +93,7 @@ impl Fixture {
             },
             ..Grants::default()
         };
-        StepState::new(
+        let calls = CallSession::new(
             Arc::new(StepContext {
                 run_id: "bench".into(),
                 step_id: "call".into(),
@@ -101,21 +101,20 @@ impl Fixture {
                 plugin_digest: plugin.digest.clone(),
                 operator: "bench".into(),
             }),
-            Arc::new(grants),
-            DbSession {
-                target,
-                tx: None,
-                analysis: self.analysis.clone(),
-                poisoned: None,
-            },
-            EffectSession::new(
-                self.services.clone(),
-                self.state.clone(),
-                Arc::new(RunBudget::default()),
-                false,
-                0,
-                1,
-            ),
+            self.state.clone(),
+            Arc::new(RunBudget::default()),
+            false,
+            0,
+            1,
+        );
+        let db = DbSession {
+            target,
+            tx: None,
+            analysis: self.analysis.clone(),
+            poisoned: None,
+        };
+        StepState::new(
+            StepCapabilities::prepare(calls, grants, &self.services, db),
             StepLimits::default().memory_bytes,
         )
     }
@@ -130,7 +129,7 @@ impl Fixture {
                 .invoke(&self.caller, state, &input, StepLimits::default())
                 .await;
             // The step's transaction (if any) rolls back, as a failed step's would.
-            if let Some(tx) = state.db.tx.take() {
+            if let Some(tx) = state.capabilities.db.session.tx.take() {
                 tx.rollback().await.expect("rollback");
             }
             outcome

@@ -5,6 +5,7 @@
 pub mod capability;
 pub mod cli;
 pub mod config;
+mod contract;
 pub mod exec;
 pub mod grant;
 pub mod plugin;

@@ -1,11 +1,30 @@
 //! `runbook:plugin/log`: structured log lines into the step's log and `tracing`.
 
-use super::truncate;
-use crate::runtime::StepState;
-use crate::runtime::log_bindings::{self, Level};
+use wasmtime::component::Linker;
+
+use super::calls::CallSession;
+use super::{CallsView, Capability, Grants, HasCapabilities, truncate};
+use crate::contract::log::{self, Level};
 use crate::state::LogLine;
 
-impl log_bindings::Host for StepState {
+/// Always granted, like `audit`.
+pub struct Log;
+
+impl Capability for Log {
+    fn interface(&self) -> &'static str {
+        "log"
+    }
+
+    fn granted(&self, _: &Grants) -> bool {
+        true
+    }
+
+    fn link<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        log::add_to_linker::<T, CallsView>(linker, |t| &mut t.capabilities().calls)
+    }
+}
+
+impl log::Host for CallSession {
     async fn log(
         &mut self,
         level: Level,

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK};
 use super::session::{Reported, Session, report_diagnostics};
-use crate::grant::{Capability, Grants, StatementKind};
+use crate::capability::{Grants, Interface};
+use crate::grant::StatementKind;
 use crate::runbook::load_runbook;
 use crate::runtime::Runtime;
 
@@ -230,7 +231,7 @@ pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
             Ok(p) => {
                 // A component that imports more than its manifest declares is lying to
                 // reviewers; flag it.
-                let undeclared: Vec<Capability> = p
+                let undeclared: Vec<Interface> = p
                     .imports
                     .iter()
                     .copied()

@@ -21,8 +21,9 @@ pub use report::{AwaitingApproval, RollbackReport, RunReport, StepReport};
 use approval::Gate;
 use rollback::rollback_state;
 
+use crate::capability::Interface;
 use crate::capability::{RunBudget, Services};
-use crate::grant::{AnalysisCache, Capability};
+use crate::grant::AnalysisCache;
 use crate::plugin::PluginDirectory;
 use crate::runbook::{OnFailure, RunContext, Runbook, Step, Templates};
 use crate::runtime::{LoadedPlugin, Runtime, RuntimeError, StepLimits};
@@ -47,7 +48,7 @@ pub enum ExecError {
     Refused {
         step: String,
         plugin: String,
-        interfaces: Vec<Capability>,
+        interfaces: Vec<Interface>,
     },
     #[error("state store: {0}")]
     State(StateError),

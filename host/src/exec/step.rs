@@ -9,13 +9,11 @@ use serde_json::Value;
 
 use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
-use crate::capability::EffectSession;
-use crate::grant::Grants;
-use crate::runbook::{RunContext, Step};
-use crate::runtime::{
-    DbSession, Fault, LoadedPlugin, MAX_LOG_LINES, PluginOutcome, StepContext, StepLimits,
-    StepState,
+use crate::capability::{
+    CallSession, DbSession, Grants, MAX_LOG_LINES, StepCapabilities, StepContext,
 };
+use crate::runbook::{RunContext, Step};
+use crate::runtime::{Fault, LoadedPlugin, PluginOutcome, StepLimits, StepState};
 use crate::state::{
     AuditSpool, CallRecord, LogLine, StateError, StepFinish, StepOutcome, StepRecord, StepStart,
     StepStatus,
@@ -279,7 +277,7 @@ impl Executor<'_> {
             }
             .hand_back(scope);
         }
-        let state = StepState::new(
+        let calls = CallSession::new(
             Arc::new(StepContext {
                 run_id: scope.run_id.clone(),
                 step_id: step.id.clone(),
@@ -287,23 +285,20 @@ impl Executor<'_> {
                 plugin_digest: plugin.digest.clone(),
                 operator: scope.actor.clone(),
             }),
-            Arc::new(grants),
-            DbSession {
-                target: self.target.clone(),
-                tx,
-                analysis: self.analysis.clone(),
-                poisoned: None,
-            },
-            EffectSession::new(
-                self.services.clone(),
-                self.state.clone(),
-                scope.budget.clone(),
-                scope.dry_run,
-                journal_index,
-                i64::from(attempt),
-            ),
-            limits.memory_bytes,
+            self.state.clone(),
+            scope.budget.clone(),
+            scope.dry_run,
+            journal_index,
+            i64::from(attempt),
         );
+        let db = DbSession {
+            target: self.target.clone(),
+            tx,
+            analysis: self.analysis.clone(),
+            poisoned: None,
+        };
+        let capabilities = StepCapabilities::prepare(calls, grants, &self.services, db);
+        let state = StepState::new(capabilities, limits.memory_bytes);
         let (outcome, mut state) = self
             .runtime
             .invoke(plugin, state, &input.to_string(), limits)
@@ -333,13 +328,13 @@ impl Executor<'_> {
         // A failure the plugin reported after a transient error (Stripe 5xx after the
         // capability's retries, a serialization conflict) is worth another attempt; a
         // denial never is.
-        if status == StepStatus::Failed && state.effects.transient.is_some() {
+        if status == StepStatus::Failed && state.capabilities.calls.transient.is_some() {
             retryable = true;
         }
-        if state.effects.denied {
+        if state.capabilities.calls.denied {
             retryable = false;
         }
-        let mut tx = state.db.tx.take();
+        let mut tx = state.capabilities.db.session.tx.take();
         if scope.dry_run {
             if let Some(t) = &mut tx {
                 let sql = if status == StepStatus::Succeeded {
@@ -366,17 +361,17 @@ impl Executor<'_> {
         }
         capture_output(&mut state, "stdout");
         capture_output(&mut state, "stderr");
-        if state.record.dropped_logs > 0 {
-            let dropped = state.record.dropped_logs;
-            state.record.logs.push(host_line(
+        if state.capabilities.calls.recording.dropped_logs > 0 {
+            let dropped = state.capabilities.calls.recording.dropped_logs;
+            state.capabilities.calls.recording.logs.push(host_line(
                 "warn",
                 format!("{dropped} further log lines were dropped"),
             ));
         }
-        let mut audit = std::mem::take(&mut state.record.audit);
+        let mut audit = std::mem::take(&mut state.capabilities.calls.recording.audit);
         if scope.dry_run {
             // A dry run changed nothing, so it has nothing to attest to but refusals.
-            let logs = &mut state.record.logs;
+            let logs = &mut state.capabilities.calls.recording.logs;
             let filtered = audit.filter(
                 |e| e.action == "capability.denied",
                 |e| {
@@ -407,9 +402,9 @@ impl Executor<'_> {
             output,
             error,
             retryable,
-            logs: std::mem::take(&mut state.record.logs),
+            logs: std::mem::take(&mut state.capabilities.calls.recording.logs),
             audit,
-            calls: state.effects.take_calls(),
+            calls: state.capabilities.take_calls(),
             tx,
         }
         .hand_back(scope)
@@ -435,6 +430,6 @@ fn capture_output(state: &mut StepState, stream: &str) {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut log = host_line("info", line.to_string());
         log.stream = stream.to_string();
-        state.record.logs.push(log);
+        state.capabilities.calls.recording.logs.push(log);
     }
 }

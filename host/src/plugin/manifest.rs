@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::grant::Grants;
+use crate::capability::Grants;
 use crate::runbook::diagnostic::Diagnostics;
 use crate::runbook::raw::{self, RawManifest};
 use crate::runbook::validate;
@@ -83,7 +83,7 @@ pub fn parse_plugin_manifest(source_name: &str, text: &str) -> Result<PluginMani
                     .stripe
                     .as_ref()
                     .map(|s| validate::stripe_grant(s.get_ref(), &mut diags)),
-                email: c.email.as_ref().map(|e| crate::grant::EmailGrant {
+                email: c.email.as_ref().map(|e| crate::capability::EmailGrant {
                     recipients: validate::recipients(&e.get_ref().recipients, &mut diags),
                     max_per_run: None,
                 }),

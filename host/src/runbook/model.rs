@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::grant::Grants;
+use crate::capability::Grants;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Runbook {

@@ -7,7 +7,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::grant::{DbGrant, EmailGrant, Grants, StripeGrant};
+use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
 use crate::plugin::manifest::{PluginManifest, parse_plugin_manifest};
 
 fn set(items: &[&str]) -> BTreeSet<String> {

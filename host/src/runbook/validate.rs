@@ -16,7 +16,8 @@ use super::raw::{
     SpannedList, closest, key_span, value_span,
 };
 use super::template::Templates;
-use crate::grant::{DbGrant, EmailGrant, Grants, StatementKind, StripeGrant, WebhookGrant};
+use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
+use crate::grant::StatementKind;
 use crate::plugin::manifest::PluginCatalog;
 
 const MEMORY_MB_MAX: i64 = 4096;
@@ -1001,5 +1002,5 @@ pub(crate) fn missing_grants(
 /// itself be a pattern: its `*` is matched as a literal, so `*@a.com` covers `*@a.com`
 /// and `x@a.com` but `x@a.com` does not cover `*@a.com`.
 pub(crate) fn pattern_covers(pattern: &str, wanted: &str) -> bool {
-    crate::grant::glob_match(pattern, wanted)
+    crate::capability::glob_match(pattern, wanted)
 }

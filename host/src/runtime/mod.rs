@@ -1,7 +1,6 @@
 //! The WebAssembly runtime: one engine and linker per process, plugins compiled once
 //! (or loaded from the precompiled cache), and one fresh `Store` per step.
 
-mod bindings;
 mod cache;
 mod engine;
 mod invoke;
@@ -12,18 +11,15 @@ mod store;
 use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
-pub(crate) use bindings::{audit as audit_bindings, db as db_bindings, email as email_bindings};
-pub(crate) use bindings::{
-    log as log_bindings, stripe as stripe_bindings, types as types_bindings,
-    webhook as webhook_bindings,
-};
+use crate::capability;
+use crate::contract::ProcedurePre;
 pub use cache::CacheOutcome;
 pub use invoke::{Fault, PluginOutcome};
 pub use limits::StepLimits;
 pub use plugin::{LoadedPlugin, sha256_hex};
-pub use store::{DbSession, MAX_LOG_LINES, StepContext, StepRecord, StepState};
+pub use store::StepState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -57,7 +53,7 @@ impl Runtime {
         // Plugins built with std import WASI even when they never use it; the context
         // behind these imports is empty (see `StepState::new`).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| bindings::Procedure::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .and_then(|()| capability::registry::link(&mut linker))
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let fingerprint = engine::engine_fingerprint(&engine);
         Ok(Runtime {
@@ -86,7 +82,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(link_error)?;
-        let pre = bindings::ProcedurePre::new(instance_pre).map_err(link_error)?;
+        let pre = ProcedurePre::new(instance_pre).map_err(link_error)?;
         Ok(LoadedPlugin {
             name: name.to_string(),
             digest,

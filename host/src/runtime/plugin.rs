@@ -9,10 +9,10 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::RuntimeError;
-use super::bindings::ProcedurePre;
 use super::cache::CacheOutcome;
 use super::store::StepState;
-use crate::grant::{Capability, Grants};
+use crate::capability::{Grants, Interface};
+use crate::contract::ProcedurePre;
 
 /// The WIT package every plugin must import host interfaces from.
 const PLUGIN_PACKAGE: &str = "runbook:plugin/";
@@ -22,7 +22,7 @@ pub struct LoadedPlugin {
     /// sha256 of the component bytes, hex.
     pub digest: String,
     /// The `runbook:plugin` interfaces the component imports.
-    pub imports: BTreeSet<Capability>,
+    pub imports: BTreeSet<Interface>,
     pub cache: CacheOutcome,
     pub(super) pre: ProcedurePre<StepState>,
 }
@@ -39,7 +39,7 @@ impl std::fmt::Debug for LoadedPlugin {
 
 impl LoadedPlugin {
     /// The imported capabilities the step's grant does not allow. Empty means it may load.
-    pub fn ungranted_imports(&self, grants: &Grants) -> Vec<Capability> {
+    pub fn ungranted_imports(&self, grants: &Grants) -> Vec<Interface> {
         self.imports
             .iter()
             .copied()
@@ -68,12 +68,12 @@ pub(super) fn imported_capabilities(
     name: &str,
     engine: &Engine,
     component: &Component,
-) -> Result<BTreeSet<Capability>, RuntimeError> {
+) -> Result<BTreeSet<Interface>, RuntimeError> {
     let mut capabilities = BTreeSet::new();
     for (import, _) in component.component_type().imports(engine) {
         if let Some(rest) = import.strip_prefix(PLUGIN_PACKAGE) {
             let interface = rest.split('@').next().unwrap_or(rest);
-            match Capability::from_interface_name(interface) {
+            match Interface::from_name(interface) {
                 Some(c) => {
                     capabilities.insert(c);
                 }

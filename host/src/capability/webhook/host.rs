@@ -1,7 +1,6 @@
-//! `runbook:plugin/webhook`: redelivery of events to the application's own webhook
-//! endpoints, signed the way Stripe signs (`Stripe-Signature: t=<unix>,v1=<hex
-//! HMAC-SHA256(secret, "<t>.<payload>")>`). The plugin names an endpoint from the host's
-//! configuration; it never sees the URL or the secret.
+//! The `webhook` host function: a delivery checked against the granted endpoints,
+//! answered from the journal on a re-run, planned in a dry run, otherwise signed
+//! (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>`) and posted.
 
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
@@ -9,15 +8,15 @@ use hyper::body::Bytes;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::runtime::StepState;
-use crate::runtime::types_bindings::CallError;
-use crate::runtime::webhook_bindings::{self, Delivery};
+use super::{WebhookHost, WebhookService};
+use crate::contract::types::CallError;
+use crate::contract::webhook::{self, Delivery};
 use crate::state::CallDecision;
 
 /// How much of the endpoint's answer the plugin gets back.
 const BODY_LIMIT: usize = 4096;
 
-impl webhook_bindings::Host for StepState {
+impl webhook::Host for WebhookHost<'_> {
     async fn deliver(
         &mut self,
         endpoint: String,
@@ -27,7 +26,7 @@ impl webhook_bindings::Host for StepState {
     }
 }
 
-impl StepState {
+impl WebhookHost<'_> {
     async fn deliver_webhook(
         &mut self,
         endpoint: &str,
@@ -41,7 +40,7 @@ impl StepState {
             "event_type": event.get("type"),
             "bytes": payload.len(),
         });
-        let call = self.begin_call(
+        let call = self.calls.begin_call(
             "webhook",
             "deliver",
             &format!("{endpoint}\n{payload}"),
@@ -49,36 +48,23 @@ impl StepState {
             true,
         );
         let granted = self
-            .grants
-            .webhook
+            .step
+            .grant
             .as_ref()
             .is_some_and(|g| g.endpoints.contains(endpoint));
         if !granted {
             let reason = format!("webhook endpoint `{endpoint}` is not granted to this step");
             let target = format!("webhook:{endpoint}");
             return Err(CallError::Denied(
-                self.deny_call(&call, &target, reason).await,
+                self.calls.deny_call(&call, &target, reason).await,
             ));
         }
-        if let Some(done) = self.completed_effect(&call).await {
-            let response = done.response.clone().unwrap_or(Value::Null);
-            let record = self.record(
-                &call,
-                CallDecision::Replayed,
-                done.ok,
-                done.response,
-                done.error.clone(),
-                None,
-            );
-            self.journal(record).await;
-            return match done.error {
-                Some(e) if !done.ok => Err(CallError::Failed(e)),
-                _ => Ok(delivery_from(&response)),
-            };
+        if let Some(answer) = self.calls.replay(&call).await {
+            return answer.map(|response| delivery_from(&response));
         }
-        if self.effects.dry_run {
+        if self.calls.dry_run {
             let response = json!({ "status": 0, "body": "[dry run] not delivered" });
-            let record = self.record(
+            let record = self.calls.record(
                 &call,
                 CallDecision::DryRun,
                 true,
@@ -86,12 +72,12 @@ impl StepState {
                 None,
                 None,
             );
-            self.journal(record).await;
+            self.calls.journal(record).await;
             return Ok(delivery_from(&response));
         }
-        let result = post_signed(self.effects.services.clone(), endpoint, payload).await;
+        let result = post_signed(self.step.service.clone(), endpoint, payload).await;
         let record = match &result {
-            Ok(d) => self.record(
+            Ok(d) => self.calls.record(
                 &call,
                 CallDecision::Allowed,
                 true,
@@ -99,7 +85,7 @@ impl StepState {
                 None,
                 None,
             ),
-            Err(e) => self.record(
+            Err(e) => self.calls.record(
                 &call,
                 CallDecision::Allowed,
                 false,
@@ -108,20 +94,20 @@ impl StepState {
                 None,
             ),
         };
-        self.journal(record).await;
+        self.calls.journal(record).await;
         result
     }
 }
 
-/// Signs and posts one payload (a free function: the future must be `Send`, and
-/// `StepState` is not `Sync`).
+/// Signs and posts one payload (a free function: the future must be `Send`, and the
+/// store's data is not `Sync`).
 async fn post_signed(
-    services: std::sync::Arc<super::Services>,
+    service: std::sync::Arc<WebhookService>,
     endpoint: &str,
     payload: String,
 ) -> Result<Delivery, CallError> {
     {
-        let Some(hook) = services.webhooks.get(endpoint) else {
+        let Some(hook) = service.endpoints.get(endpoint) else {
             return Err(CallError::Unavailable(format!(
                 "no webhook endpoint `{endpoint}` is configured on this host (`[webhooks.{endpoint}]` in runbook.toml)"
             )));
@@ -146,7 +132,7 @@ async fn post_signed(
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| CallError::Invalid(format!("webhook request: {e}")))?;
         let exchange = async {
-            let response = services
+            let response = service
                 .http
                 .request(request)
                 .await
@@ -175,7 +161,7 @@ async fn post_signed(
 }
 
 /// Stripe's scheme: HMAC-SHA256 over `"<timestamp>.<payload>"`, hex-encoded.
-pub(crate) fn sign(secret: &str, timestamp: i64, payload: &str) -> String {
+fn sign(secret: &str, timestamp: i64, payload: &str) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());

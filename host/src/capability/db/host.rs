@@ -1,18 +1,19 @@
-//! `runbook:plugin/db`: grant-checked SQL against the target database, inside the step's
-//! transaction. A denied statement never reaches the database and is audited.
+//! The `db` host functions: a statement is analysed, checked against the step's grant
+//! (a denial never reaches the database and is audited), run in the step's transaction
+//! and journaled.
 
 use std::time::Instant;
 
-use super::db_journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
-use super::truncate;
+use super::DbHost;
+use super::journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
+use crate::capability::truncate;
+use crate::contract::db::{self, Column, Rows, SqlDialect as WitDialect};
+use crate::contract::types::{CallError, Value};
 use crate::grant::{SqlAccess, SqlDialect, SqlError};
-use crate::runtime::StepState;
-use crate::runtime::db_bindings::{self, Column, Rows, SqlDialect as WitDialect};
-use crate::runtime::types_bindings::{CallError, Value};
 use crate::state::{CallDecision, LogLine};
 use crate::target::{SqlValue, StepTransaction, TargetError};
 
-impl db_bindings::Host for StepState {
+impl db::Host for DbHost<'_> {
     async fn dialect(&mut self) -> wasmtime::Result<WitDialect> {
         Ok(match self.db.target.as_ref().map(|t| t.dialect()) {
             Some(SqlDialect::Sqlite) => WitDialect::Sqlite,
@@ -66,7 +67,7 @@ struct StatementCall<'a> {
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl StepState {
+impl DbHost<'_> {
     async fn run_statement(
         &mut self,
         sql: &str,
@@ -123,7 +124,7 @@ impl StepState {
             Ok(done) => {
                 tracing::debug!(
                     target: "runbook::db",
-                    step = %self.context.step_id,
+                    step = %self.calls.context.step_id,
                     kind = %access.statement,
                     elapsed_us = elapsed.as_micros() as u64,
                     "statement ran"
@@ -133,7 +134,7 @@ impl StepState {
             Err(error) => {
                 let message = error.to_string();
                 if error.is_transient() {
-                    self.effects.transient = Some(message.clone());
+                    self.calls.transient = Some(message.clone());
                 }
                 // A failed statement aborts a Postgres transaction; make SQLite behave the
                 // same so plugins see one rule: a step's writes stand or fall together.
@@ -148,14 +149,14 @@ impl StepState {
     /// Counts a successful statement in the step's statement totals (see
     /// `db_journal.rs`), or journals it on its own when there is no room to count it.
     async fn count_statement(&mut self, call: &StatementCall<'_>, access: &SqlAccess, rows: u64) {
-        let seq = self.effects.next_seq();
+        let seq = self.calls.next_seq();
         let execution = Execution {
             operation: call.operation,
             sql: call.sql,
             rows,
             duration_us: call.started.elapsed().as_micros() as i64,
         };
-        let counted = self.effects.statements.add(&execution, || FirstExecution {
+        let counted = self.statements.add(&execution, || FirstExecution {
             seq,
             started_at: call.started_at,
             params: call.param_count,
@@ -177,7 +178,7 @@ impl StepState {
                 CallDecision::Allowed,
                 Ok(&response),
             );
-            self.spill_calls().await;
+            self.calls.spill_calls().await;
         }
     }
 
@@ -189,7 +190,7 @@ impl StepState {
         decision: CallDecision,
         result: Result<&serde_json::Value, &CallError>,
     ) {
-        let seq = self.effects.next_seq();
+        let seq = self.calls.next_seq();
         self.push_statement_record(seq, call, access, decision, result);
     }
 
@@ -216,9 +217,9 @@ impl StepState {
             Ok(r) => (true, Some(r.clone()), None),
             Err(e) => (false, None, Some(e.message())),
         };
-        self.effects.pending.push(crate::state::CallRecord {
-            step_index: self.effects.step_index,
-            attempt: self.effects.attempt,
+        self.calls.pending.push(crate::state::CallRecord {
+            step_index: self.calls.step_index,
+            attempt: self.calls.attempt,
             seq,
             interface: "db".into(),
             operation: call.operation.name().into(),
@@ -243,7 +244,7 @@ impl StepState {
             ));
         };
         match self.db.analysis.analyze(sql, target.dialect()) {
-            Ok(access) => match self.grants.db.check(&access) {
+            Ok(access) => match self.grant.check(&access) {
                 Ok(()) => Ok(access),
                 Err(denied) => {
                     Err(self.deny(&format!("db:{}", denied.table), denied.to_string(), sql))
@@ -258,13 +259,13 @@ impl StepState {
 
     /// Records a denial in the audit log and the step log, and builds the plugin's error.
     fn deny(&mut self, target: &str, reason: String, sql: &str) -> CallError {
-        self.effects.denied = true;
+        self.calls.denied = true;
         let detail =
             serde_json::json!({ "reason": reason, "sql": truncate(sql, 2000) }).to_string();
-        let entry = self.audit_entry("capability.denied", target, detail);
-        self.record.audit.push(entry);
-        tracing::warn!(target: "runbook::grant", step = %self.context.step_id, plugin = %self.context.plugin, "denied: {reason}");
-        self.push_log(LogLine {
+        let entry = self.calls.audit_entry("capability.denied", target, detail);
+        self.calls.recording.audit.push(entry);
+        tracing::warn!(target: "runbook::grant", step = %self.calls.context.step_id, plugin = %self.calls.context.plugin, "denied: {reason}");
+        self.calls.push_log(LogLine {
             at: chrono::Utc::now(),
             level: "warn".into(),
             stream: "host".into(),

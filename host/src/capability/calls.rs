@@ -1,6 +1,7 @@
-//! What a step's capability calls share beyond its grant: the services, dry-run mode,
-//! the call journal (with replay of effects an earlier attempt already made) and the
-//! run's budgets.
+//! The bookkeeping every capability call of a step shares, whatever its interface: who
+//! is calling (the step's identity), call numbering, the call journal with replay of
+//! effects an earlier attempt already made, denials (audit, log line, journal), the run's
+//! budgets, and what the step recorded (audit entries and log lines) until it ends.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,13 +10,32 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::budget::RunBudget;
-use super::db_journal::StatementTotals;
-use super::services::Services;
-use crate::runtime::StepState;
-use crate::state::{CallDecision, CallRecord, LogLine, StateStore};
+use crate::contract::types::CallError;
+use crate::state::{AuditSpool, CallDecision, CallRecord, LogLine, NewAuditEntry, StateStore};
 
-pub struct EffectSession {
-    pub services: Arc<Services>,
+/// Log lines kept per step; the rest are counted, not stored.
+pub const MAX_LOG_LINES: usize = 10_000;
+
+/// Who is doing what: stamped on every audit record the step writes.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub run_id: String,
+    pub step_id: String,
+    pub plugin: String,
+    pub plugin_digest: String,
+    pub operator: String,
+}
+
+/// Audit entries and log lines the step produced, stored with its outcome.
+#[derive(Debug, Default)]
+pub struct StepRecording {
+    pub audit: AuditSpool,
+    pub logs: Vec<LogLine>,
+    pub dropped_logs: u64,
+}
+
+pub struct CallSession {
+    pub context: Arc<StepContext>,
     pub state: StateStore,
     pub budget: Arc<RunBudget>,
     pub dry_run: bool,
@@ -25,26 +45,25 @@ pub struct EffectSession {
     next_seq: i64,
     /// Calls not yet stored: stored with the step's outcome.
     pub pending: Vec<CallRecord>,
-    /// Successful database statements, counted per statement text.
-    pub(crate) statements: StatementTotals,
     /// A transient failure the plugin was answered with (Stripe 429/5xx after the
     /// capability's own retries, a serialization conflict): makes the step retryable.
     pub transient: Option<String>,
     /// Whether any call was denied: a step with a denial is never retried.
     pub denied: bool,
+    pub recording: StepRecording,
 }
 
-impl EffectSession {
+impl CallSession {
     pub fn new(
-        services: Arc<Services>,
+        context: Arc<StepContext>,
         state: StateStore,
         budget: Arc<RunBudget>,
         dry_run: bool,
         step_index: i64,
         attempt: i64,
-    ) -> EffectSession {
-        EffectSession {
-            services,
+    ) -> CallSession {
+        CallSession {
+            context,
             state,
             budget,
             dry_run,
@@ -52,27 +71,73 @@ impl EffectSession {
             attempt,
             next_seq: 0,
             pending: Vec::new(),
-            statements: StatementTotals::default(),
             transient: None,
             denied: false,
+            recording: StepRecording::default(),
         }
     }
-}
 
-impl EffectSession {
     pub(crate) fn next_seq(&mut self) -> i64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         seq
     }
 
-    /// Every call of the attempt not yet stored, in call order.
-    pub fn take_calls(&mut self) -> Vec<CallRecord> {
-        let mut calls = std::mem::take(&mut self.pending);
-        let counted = std::mem::take(&mut self.statements);
-        calls.extend(counted.into_records(self.step_index, self.attempt));
-        calls.sort_by_key(|c| c.seq);
-        calls
+    pub fn push_log(&mut self, line: LogLine) {
+        if self.recording.logs.len() < MAX_LOG_LINES {
+            self.recording.logs.push(line);
+        } else {
+            self.recording.dropped_logs += 1;
+        }
+    }
+
+    /// An audit record stamped with this step's identity.
+    pub fn audit_entry(&self, action: &str, target: &str, detail: String) -> NewAuditEntry {
+        let c = &self.context;
+        NewAuditEntry {
+            at: chrono::Utc::now(),
+            actor: c.operator.clone(),
+            run_id: Some(c.run_id.clone()),
+            step_id: Some(c.step_id.clone()),
+            plugin: Some(c.plugin.clone()),
+            plugin_digest: Some(c.plugin_digest.clone()),
+            action: action.to_string(),
+            target: target.to_string(),
+            detail,
+        }
+    }
+
+    /// Answers a call that an earlier attempt of this step already made with this very
+    /// request from the journal (journaling it as `replayed`): `None` when there is none.
+    /// The answer is the recorded response (`null` if none was kept) or its error.
+    pub(crate) async fn replay(&mut self, call: &Call) -> Option<Result<Value, CallError>> {
+        let done = self.completed_effect(call).await?;
+        let response = done.response.clone().unwrap_or(Value::Null);
+        let record = self.record(
+            call,
+            CallDecision::Replayed,
+            done.ok,
+            done.response,
+            done.error.clone(),
+            done.idempotency_key,
+        );
+        self.journal(record).await;
+        Some(match done.error {
+            Some(e) if !done.ok => Err(CallError::Failed(e)),
+            _ => Ok(response),
+        })
+    }
+}
+
+/// The text of any call error, for the journal and logs.
+impl CallError {
+    pub(crate) fn message(&self) -> String {
+        match self {
+            CallError::Denied(m)
+            | CallError::Invalid(m)
+            | CallError::Failed(m)
+            | CallError::Unavailable(m) => m.clone(),
+        }
     }
 }
 
@@ -105,7 +170,7 @@ impl Call {
     }
 }
 
-impl StepState {
+impl CallSession {
     pub(crate) fn begin_call(
         &mut self,
         interface: &'static str,
@@ -114,7 +179,7 @@ impl StepState {
         params: Value,
         effect: bool,
     ) -> Call {
-        let seq = self.effects.next_seq();
+        let seq = self.next_seq();
         Call {
             interface,
             operation: operation.to_string(),
@@ -138,15 +203,14 @@ impl StepState {
 
     /// An effect an earlier attempt of this step already made with this very request.
     pub(crate) async fn completed_effect(&mut self, call: &Call) -> Option<CallRecord> {
-        if self.effects.attempt <= 1 {
+        if self.attempt <= 1 {
             return None;
         }
         match self
-            .effects
             .state
             .completed_effect(
                 &self.context.run_id,
-                self.effects.step_index,
+                self.step_index,
                 call.seq,
                 &call.digest,
             )
@@ -177,8 +241,8 @@ impl StepState {
         idempotency_key: Option<String>,
     ) -> CallRecord {
         CallRecord {
-            step_index: self.effects.step_index,
-            attempt: self.effects.attempt,
+            step_index: self.step_index,
+            attempt: self.attempt,
             seq: call.seq,
             interface: call.interface.to_string(),
             operation: call.operation.clone(),
@@ -201,7 +265,6 @@ impl StepState {
         let durable_now = record.effect && record.ok && record.decision == CallDecision::Allowed;
         if durable_now {
             if let Err(e) = self
-                .effects
                 .state
                 .record_calls(&self.context.run_id, std::slice::from_ref(&record))
                 .await
@@ -216,34 +279,29 @@ impl StepState {
                     ),
                     fields: Default::default(),
                 });
-                self.effects.pending.push(record);
+                self.pending.push(record);
             }
             return;
         }
-        self.effects.pending.push(record);
+        self.pending.push(record);
     }
 
     /// Writes the pending calls to the journal once there are many, so a step that makes
     /// an unbounded number of distinct calls does not hold them all in memory.
     pub(crate) async fn spill_calls(&mut self) {
-        if self.effects.pending.len() < PENDING_CALLS {
+        if self.pending.len() < PENDING_CALLS {
             return;
         }
-        let calls = std::mem::take(&mut self.effects.pending);
-        if let Err(e) = self
-            .effects
-            .state
-            .record_calls(&self.context.run_id, &calls)
-            .await
-        {
+        let calls = std::mem::take(&mut self.pending);
+        if let Err(e) = self.state.record_calls(&self.context.run_id, &calls).await {
             tracing::warn!(target: "runbook::journal", "could not journal calls mid-step: {e}");
-            self.effects.pending = calls;
+            self.pending = calls;
         }
     }
 
     /// Denial bookkeeping shared by every capability: audit, log line, journal.
     pub(crate) async fn deny_call(&mut self, call: &Call, target: &str, reason: String) -> String {
-        self.effects.denied = true;
+        self.denied = true;
         let detail = serde_json::json!({
             "reason": reason,
             "interface": call.interface,
@@ -252,7 +310,7 @@ impl StepState {
         })
         .to_string();
         let entry = self.audit_entry("capability.denied", target, detail);
-        self.record.audit.push(entry);
+        self.recording.audit.push(entry);
         tracing::warn!(target: "runbook::grant", step = %self.context.step_id, plugin = %self.context.plugin, "denied: {reason}");
         self.push_log(LogLine {
             at: chrono::Utc::now(),

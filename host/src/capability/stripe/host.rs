@@ -1,5 +1,5 @@
-//! `runbook:plugin/stripe`: Stripe API calls on the plugin's behalf, through async-stripe's
-//! client (auth, transport, error decoding). Each call is checked against the step's
+//! The `stripe` host function, through async-stripe's client (auth, transport, error
+//! decoding). Each call is checked against the step's
 //! granted operations and budgets; writes carry an idempotency key derived from run,
 //! step and call number, are answered from the journal when a re-run step repeats them,
 //! and are only planned in a dry run. Responses are Stripe's own JSON, undecoded.
@@ -9,13 +9,13 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use stripe_client_core::{RequestBuilder, RequestStrategy, StripeMethod};
 
-use super::effects::Call;
-use super::redact::redact;
-use super::services::StripeService;
-use super::stripe_operations::{StripeOperation, stripe_operation};
-use crate::runtime::StepState;
-use crate::runtime::stripe_bindings;
-use crate::runtime::types_bindings::CallError;
+use super::StripeHost;
+use super::operations::{StripeOperation, stripe_operation};
+use super::service::StripeClient;
+use crate::capability::calls::Call;
+use crate::capability::redact;
+use crate::contract::stripe as api;
+use crate::contract::types::CallError;
 use crate::state::CallDecision;
 
 /// First backoff; doubled per retry, capped, with full jitter.
@@ -38,7 +38,7 @@ impl From<CallError> for SendError {
     }
 }
 
-impl stripe_bindings::Host for StepState {
+impl api::Host for StripeHost<'_> {
     async fn call(
         &mut self,
         operation: String,
@@ -48,7 +48,7 @@ impl stripe_bindings::Host for StepState {
     }
 }
 
-impl StepState {
+impl StripeHost<'_> {
     async fn stripe_call(&mut self, operation: &str, request: &str) -> Result<String, CallError> {
         let params = match serde_json::from_str::<Value>(request) {
             Ok(Value::Object(map)) => map,
@@ -64,7 +64,7 @@ impl StepState {
                 "unknown Stripe operation `{operation}`"
             )));
         };
-        let call = self.begin_call(
+        let call = self.calls.begin_call(
             "stripe",
             operation,
             request,
@@ -72,40 +72,28 @@ impl StepState {
             op.write,
         );
         let granted = self
-            .grants
-            .stripe
+            .step
+            .grant
             .as_ref()
             .is_some_and(|g| g.operations.contains(operation));
         if !granted {
             let reason = format!("Stripe operation `{operation}` is not granted to this step");
             let target = format!("stripe:{operation}");
             return Err(CallError::Denied(
-                self.deny_call(&call, &target, reason).await,
+                self.calls.deny_call(&call, &target, reason).await,
             ));
         }
         if op.write
-            && let Some(done) = self.completed_effect(&call).await
+            && let Some(answer) = self.calls.replay(&call).await
         {
-            let response = done.response.clone().unwrap_or(Value::Null);
-            let record = self.record(
-                &call,
-                CallDecision::Replayed,
-                done.ok,
-                done.response,
-                done.error.clone(),
-                done.idempotency_key,
-            );
-            self.journal(record).await;
-            return match done.error {
-                Some(e) if !done.ok => Err(CallError::Failed(e)),
-                _ => Ok(response.to_string()),
-            };
+            return answer.map(|response| response.to_string());
         }
-        let service = match &self.effects.services.stripe {
+        let step = self.step;
+        let service = match &step.service.client {
             Ok(s) => s,
             Err(reason) => {
                 let reason = reason.clone();
-                let record = self.record(
+                let record = self.calls.record(
                     &call,
                     CallDecision::Allowed,
                     false,
@@ -113,7 +101,7 @@ impl StepState {
                     Some(reason.clone()),
                     None,
                 );
-                self.journal(record).await;
+                self.calls.journal(record).await;
                 return Err(CallError::Unavailable(reason));
             }
         };
@@ -121,7 +109,7 @@ impl StepState {
             match refund_amount(service, &params).await {
                 Ok(amount) => Some(amount),
                 Err(e) => {
-                    let record = self.record(
+                    let record = self.calls.record(
                         &call,
                         CallDecision::Allowed,
                         false,
@@ -129,33 +117,33 @@ impl StepState {
                         Some(e.message()),
                         None,
                     );
-                    self.journal(record).await;
+                    self.calls.journal(record).await;
                     return Err(e);
                 }
             }
         } else {
             None
         };
-        let key = op.write.then(|| self.idempotency_key(&call));
+        let key = op.write.then(|| self.calls.idempotency_key(&call));
         if let Some(key) = &key
-            && !self.effects.budget.charged(key)
+            && !self.calls.budget.charged(key)
         {
             if let Err(reason) = self.check_budget(refund) {
                 let target = format!("stripe:{operation}");
                 return Err(CallError::Denied(
-                    self.deny_call(&call, &target, reason).await,
+                    self.calls.deny_call(&call, &target, reason).await,
                 ));
             }
-            self.effects
+            self.calls
                 .budget
-                .charge_write(&self.context.step_id, key, |spent| {
+                .charge_write(&self.calls.context.step_id, key, |spent| {
                     spent.stripe_writes += 1;
                     spent.refunded += refund.unwrap_or(0);
                 });
         }
-        if op.write && self.effects.dry_run {
+        if op.write && self.calls.dry_run {
             let placeholder = placeholder(op, &call, &params, refund);
-            let record = self.record(
+            let record = self.calls.record(
                 &call,
                 CallDecision::DryRun,
                 true,
@@ -163,20 +151,14 @@ impl StepState {
                 None,
                 None,
             );
-            self.journal(record).await;
+            self.calls.journal(record).await;
             return Ok(placeholder.to_string());
         }
 
-        let service = self
-            .effects
-            .services
-            .stripe
-            .as_ref()
-            .expect("checked above");
         let result = send(service, op, &params, key.as_deref()).await;
         let result = result.map_err(|e| {
             if e.transient {
-                self.effects.transient = Some(e.error.message());
+                self.calls.transient = Some(e.error.message());
             }
             e.error
         });
@@ -186,9 +168,10 @@ impl StepState {
                 let response = op
                     .write
                     .then(|| redact(&serde_json::from_str(body).unwrap_or(Value::Null)));
-                self.record(&call, CallDecision::Allowed, true, response, None, key)
+                self.calls
+                    .record(&call, CallDecision::Allowed, true, response, None, key)
             }
-            Err(e) => self.record(
+            Err(e) => self.calls.record(
                 &call,
                 CallDecision::Allowed,
                 false,
@@ -197,16 +180,16 @@ impl StepState {
                 key,
             ),
         };
-        self.journal(record).await;
+        self.calls.journal(record).await;
         result
     }
 
     /// The step's Stripe budgets, checked before a write is made.
     fn check_budget(&self, refund: Option<i64>) -> Result<(), String> {
-        let Some(grant) = &self.grants.stripe else {
+        let Some(grant) = &self.step.grant else {
             return Ok(());
         };
-        let spent = self.effects.budget.spent(&self.context.step_id);
+        let spent = self.calls.budget.spent(&self.calls.context.step_id);
         if let Some(max) = grant.max_writes
             && spent.stripe_writes >= max
         {
@@ -240,7 +223,7 @@ impl StepState {
 /// the charge, which the host reads from Stripe itself so a "full refund" cannot slip
 /// past the budget.
 async fn refund_amount(
-    service: &StripeService,
+    service: &StripeClient,
     params: &Map<String, Value>,
 ) -> Result<i64, CallError> {
     if let Some(amount) = params.get("amount") {
@@ -271,7 +254,7 @@ async fn refund_amount(
 /// Sends one request, retrying 429, 5xx and transport failures with capped exponential
 /// backoff and full jitter. Every attempt carries the same idempotency key.
 async fn send(
-    service: &StripeService,
+    service: &StripeClient,
     op: &StripeOperation,
     params: &Map<String, Value>,
     idempotency_key: Option<&str>,
@@ -379,15 +362,4 @@ fn placeholder(
         object.insert("status".into(), Value::String("dry_run".into()));
     }
     Value::Object(object)
-}
-
-impl CallError {
-    pub(crate) fn message(&self) -> String {
-        match self {
-            CallError::Denied(m)
-            | CallError::Invalid(m)
-            | CallError::Failed(m)
-            | CallError::Unavailable(m) => m.clone(),
-        }
-    }
 }

@@ -147,7 +147,7 @@ impl Totals {
         attempt: i64,
     ) -> CallRecord {
         let mut params = json!({
-            "sql": super::truncate(sql, SQL_IN_JOURNAL),
+            "sql": crate::capability::truncate(sql, SQL_IN_JOURNAL),
             "params": self.params,
             "statement": self.statement,
             "executions": self.executions,

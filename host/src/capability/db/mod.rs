@@ -1,0 +1,95 @@
+//! `runbook:plugin/db`: grant-checked SQL against the target database, inside the step's
+//! transaction. The grant (`grant.rs`) lists tables per statement kind; the host impl
+//! (`host.rs`) analyses every statement and checks it before it reaches the database;
+//! successful statements are journaled as counts per statement text (`journal.rs`).
+
+mod grant;
+mod host;
+mod journal;
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker};
+
+pub use grant::{DbGrant, Denied};
+
+use super::calls::CallSession;
+use super::{Capability, Grants, HasCapabilities};
+use crate::contract::db;
+use crate::grant::AnalysisCache;
+use crate::state::CallRecord;
+use crate::target::{StepTransaction, TargetDb};
+use journal::StatementTotals;
+
+pub struct Db;
+
+impl Capability for Db {
+    fn interface(&self) -> &'static str {
+        "db"
+    }
+
+    fn granted(&self, grants: &Grants) -> bool {
+        !grants.db.is_empty()
+    }
+
+    fn link<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        db::add_to_linker::<T, Db>(linker, |t| {
+            let c = t.capabilities();
+            DbHost {
+                calls: &mut c.calls,
+                grant: &c.db.grant,
+                db: &mut c.db.session,
+                statements: &mut c.db.statements,
+            }
+        })
+    }
+}
+
+impl HasData for Db {
+    type Data<'a> = DbHost<'a>;
+}
+
+/// The step's view of the target database. The transaction is opened on first use so a
+/// step that never touches the database holds no connection.
+pub struct DbSession {
+    pub target: Option<TargetDb>,
+    pub tx: Option<StepTransaction>,
+    pub analysis: Arc<AnalysisCache>,
+    /// Set when a statement failed: the rest of the step's statements are refused.
+    pub poisoned: Option<String>,
+}
+
+/// The `db` capability's state for one step.
+pub struct DbStep {
+    grant: DbGrant,
+    pub session: DbSession,
+    /// Successful statements, counted per statement text.
+    statements: StatementTotals,
+}
+
+impl DbStep {
+    pub(super) fn new(grant: DbGrant, session: DbSession) -> DbStep {
+        DbStep {
+            grant,
+            session,
+            statements: StatementTotals::default(),
+        }
+    }
+
+    /// The counted statements as journal records (see `journal.rs`).
+    pub(super) fn take_statement_records(
+        &mut self,
+        step_index: i64,
+        attempt: i64,
+    ) -> Vec<CallRecord> {
+        std::mem::take(&mut self.statements).into_records(step_index, attempt)
+    }
+}
+
+/// What a `db` call sees of the store.
+pub struct DbHost<'a> {
+    calls: &'a mut CallSession,
+    grant: &'a DbGrant,
+    db: &'a mut DbSession,
+    statements: &'a mut StatementTotals,
+}

@@ -1,0 +1,64 @@
+//! `runbook:plugin/stripe`: Stripe API calls on the plugin's behalf. The grant
+//! (`grant.rs`) names operations and budgets; the operation table (`operations.rs`) is
+//! what the host can call at all; the service (`service.rs`) holds the client and key.
+
+mod grant;
+mod host;
+mod operations;
+mod service;
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker};
+
+pub use grant::StripeGrant;
+pub use operations::{StripeOperation, stripe_operation, stripe_operation_names};
+pub use service::{StripeClient, StripeService};
+
+use super::calls::CallSession;
+use super::{Capability, Grants, HasCapabilities};
+use crate::contract::stripe;
+
+pub struct Stripe;
+
+impl Capability for Stripe {
+    fn interface(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn granted(&self, grants: &Grants) -> bool {
+        grants.stripe.is_some()
+    }
+
+    fn link<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        stripe::add_to_linker::<T, Stripe>(linker, |t| {
+            let c = t.capabilities();
+            StripeHost {
+                calls: &mut c.calls,
+                step: &c.stripe,
+            }
+        })
+    }
+}
+
+impl HasData for Stripe {
+    type Data<'a> = StripeHost<'a>;
+}
+
+/// The `stripe` capability's state for one step.
+pub struct StripeStep {
+    grant: Option<StripeGrant>,
+    service: Arc<StripeService>,
+}
+
+impl StripeStep {
+    pub(super) fn new(grant: Option<StripeGrant>, service: Arc<StripeService>) -> StripeStep {
+        StripeStep { grant, service }
+    }
+}
+
+/// What a `stripe` call sees of the store.
+pub struct StripeHost<'a> {
+    calls: &'a mut CallSession,
+    step: &'a StripeStep,
+}

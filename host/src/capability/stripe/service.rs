@@ -1,0 +1,59 @@
+//! The Stripe client as the host reaches it: the API key from the host's environment
+//! (`[stripe] api_key_env`), the base URL, retry and timeout settings. Built once per run.
+
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// `client` is `Err` with the reason Stripe calls cannot be made (no key in the
+/// environment, ...): a step that calls Stripe is answered `unavailable`.
+pub struct StripeService {
+    pub client: Result<StripeClient, String>,
+}
+
+pub struct StripeClient {
+    pub client: stripe::Client,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+// Nothing that holds a secret may be printed, so Debug says only what is configured.
+impl std::fmt::Debug for StripeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeService")
+            .field("client", &self.client.as_ref().map(|_| "configured"))
+            .finish()
+    }
+}
+
+impl StripeService {
+    pub fn from_config(config: &Config) -> StripeService {
+        let client = match std::env::var(&config.stripe.api_key_env) {
+            Ok(key) if !key.trim().is_empty() => {
+                let mut builder = stripe::ClientBuilder::new(key.trim());
+                if let Some(url) = &config.stripe.base_url {
+                    builder = builder.url(url.as_str());
+                }
+                builder
+                    .build()
+                    .map(|client| StripeClient {
+                        client,
+                        max_attempts: config.stripe.max_attempts,
+                        timeout: config.stripe.timeout,
+                    })
+                    // The error may quote the key; say only that it is unusable.
+                    .map_err(|_| {
+                        format!(
+                            "the Stripe client could not be built from ${} (not a usable API key?)",
+                            config.stripe.api_key_env
+                        )
+                    })
+            }
+            _ => Err(format!(
+                "no Stripe API key: set ${} in the host's environment",
+                config.stripe.api_key_env
+            )),
+        };
+        StripeService { client }
+    }
+}

@@ -1,0 +1,69 @@
+//! The webhook endpoints as the host reaches them: URLs from `[webhooks.<name>]`, signing
+//! secrets from the host's environment, one HTTP client. Built once per run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Config;
+
+pub type HttpsClient = HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+pub struct WebhookService {
+    pub endpoints: BTreeMap<String, WebhookEndpoint>,
+    pub http: HttpsClient,
+}
+
+pub struct WebhookEndpoint {
+    pub url: String,
+    /// `Err` names the missing environment variable.
+    pub secret: Result<String, String>,
+    pub timeout: Duration,
+}
+
+// Nothing that holds a secret may be printed, so Debug says only what is configured.
+impl std::fmt::Debug for WebhookService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookService")
+            .field("endpoints", &self.endpoints.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookService {
+    pub fn from_config(config: &Config) -> WebhookService {
+        let endpoints = config
+            .webhooks
+            .iter()
+            .map(|(name, hook)| {
+                let secret = match std::env::var(&hook.secret_env) {
+                    Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                    _ => Err(format!(
+                        "webhook endpoint `{name}` has no signing secret: set ${}",
+                        hook.secret_env
+                    )),
+                };
+                (
+                    name.clone(),
+                    WebhookEndpoint {
+                        url: hook.url.clone(),
+                        secret,
+                        timeout: hook.timeout,
+                    },
+                )
+            })
+            .collect();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = HttpClient::builder(TokioExecutor::new()).build(connector);
+        WebhookService { endpoints, http }
+    }
+}
