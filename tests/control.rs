@@ -569,3 +569,27 @@ fn a_finished_run_is_rolled_back_on_demand_by_an_allowed_person() {
     );
     assert_eq!(notes(&ws), ["undo two", "undo one"]);
 }
+
+#[test]
+fn a_corrupt_step_row_is_an_error_not_a_panic() {
+    let ws = workspace();
+    let text = runbook(
+        "undoable",
+        &[
+            ledger_step("first", "one", ""),
+            ledger_step("second", "two", ""),
+        ],
+    );
+    ws.add_runbook("undoable", &text);
+    let (code, report, _) = exec_as(&ws, "alice", &["exec", "undoable", "--json"]);
+    assert_eq!(code, 0);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    // A step index the runbook does not have (the row was edited, or the store is damaged).
+    ws.state_execute(&format!(
+        "UPDATE steps SET step_index = 7 WHERE run_id = '{run_id}' AND step_id = 'second'"
+    ));
+    let (code, _, out) = exec_as(&ws, "alice", &["rollback", &run_id]);
+    assert_eq!(code, 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

@@ -70,12 +70,10 @@ pub fn may_approve(
 }
 
 impl Executor<'_> {
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn approval_step(
         &self,
         scope: &mut RunScope,
-        index: usize,
-        step: &Step,
+        (index, step): (usize, &Step),
         approval: &Approval,
         context: &RunContext,
         resumed: bool,

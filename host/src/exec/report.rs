@@ -1,11 +1,14 @@
 //! What a run produced, for the terminal summary and `--json`.
 
+use std::time::Instant;
+
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::runbook::Step;
+use super::{ExecError, RunScope};
+use crate::runbook::{Runbook, Step};
 use crate::runtime::CacheOutcome;
-use crate::state::{RunState, RunStatus, StepRecord, StepStatus};
+use crate::state::{RunDetail, RunState, RunStatus, StateError, StepRecord, StepStatus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -66,6 +69,32 @@ pub struct AwaitingApproval {
     pub deadline: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl RunReport {
+    /// A report of the run in `scope` that ended (or paused) in `status`/`state`: no
+    /// error, steps, rollbacks, approval or plan yet (callers add theirs).
+    pub(super) fn of(
+        scope: &RunScope,
+        runbook: &Runbook,
+        started: Instant,
+        status: RunStatus,
+        state: RunState,
+    ) -> RunReport {
+        RunReport {
+            run_id: scope.run_id.clone(),
+            runbook: runbook.name.clone(),
+            status,
+            state,
+            error: None,
+            duration_ms: started.elapsed().as_millis() as i64,
+            dry_run: scope.dry_run,
+            steps: Vec::new(),
+            rollbacks: Vec::new(),
+            awaiting: None,
+            plan: None,
+        }
+    }
+}
+
 impl StepReport {
     pub(super) fn new(step: &Step, digest: &str, cache: CacheOutcome) -> StepReport {
         StepReport {
@@ -105,5 +134,31 @@ impl StepReport {
             audit_records: 0,
             attempts: record.attempts.max(0) as u32,
         }
+    }
+
+    /// The recorded steps of a run, each named by its runbook step. A step index the
+    /// runbook does not have means the state store was tampered with or corrupted.
+    pub(super) fn from_records(
+        runbook: &Runbook,
+        detail: &RunDetail,
+    ) -> Result<Vec<StepReport>, ExecError> {
+        detail
+            .steps
+            .iter()
+            .map(|record| {
+                let step = usize::try_from(record.index)
+                    .ok()
+                    .and_then(|i| runbook.steps.get(i))
+                    .ok_or_else(|| StateError::Corrupt {
+                        location: format!("run {} step {}", detail.run.id, record.index),
+                        reason: format!(
+                            "runbook `{}` has {} steps",
+                            runbook.name,
+                            runbook.steps.len()
+                        ),
+                    })?;
+                Ok(StepReport::from_record(step, record))
+            })
+            .collect()
     }
 }

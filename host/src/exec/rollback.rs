@@ -1,15 +1,14 @@
 //! Undoing a run: each completed step that declares a rollback, newest first, runs its
 //! rollback plugin with what the step received, produced and did (its call journal).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use super::report::RollbackReport;
+use super::step::{Attempting, scope_plugin};
 use super::{ExecError, Executor, RunScope};
 use crate::runbook::{RetryPolicy, RunContext, Runbook, Step};
-use crate::runtime::LoadedPlugin;
 use crate::state::{AuditSpool, NewAuditEntry, RollbackRecord, RunState, StepStatus};
 
 /// `rolled-back` if every rollback that ran succeeded, `rollback-failed` if one failed,
@@ -24,6 +23,15 @@ pub(super) fn rollback_state(rollbacks: &[RollbackReport]) -> Option<RunState> {
     }
 }
 
+/// How one rollback plugin's run ended.
+struct Undone {
+    succeeded: bool,
+    output: Option<Value>,
+    error: Option<String>,
+    logs: Vec<crate::state::LogLine>,
+    audit: AuditSpool,
+}
+
 impl Executor<'_> {
     /// Rolls back the completed steps before `upto` (exclusive), newest first. A failed
     /// rollback is recorded and the others still run: undo as much as can be undone.
@@ -31,7 +39,6 @@ impl Executor<'_> {
         &self,
         scope: &mut RunScope,
         runbook: &Runbook,
-        loaded: &HashMap<String, LoadedPlugin>,
         upto: usize,
         context: &RunContext,
     ) -> Result<Vec<RollbackReport>, ExecError> {
@@ -83,15 +90,15 @@ impl Executor<'_> {
                     reports.push(
                         self.record_rollback(
                             scope,
-                            step,
-                            index,
-                            started,
-                            started_at,
-                            false,
-                            None,
-                            Some(format!("rollback input: {e}")),
-                            Vec::new(),
-                            AuditSpool::new(),
+                            (index, step),
+                            (started, started_at),
+                            Undone {
+                                succeeded: false,
+                                output: None,
+                                error: Some(format!("rollback input: {e}")),
+                                logs: Vec::new(),
+                                audit: AuditSpool::new(),
+                            },
                         )
                         .await?,
                     );
@@ -120,13 +127,16 @@ impl Executor<'_> {
                 input: Value::Null,
                 grants: rollback.grants.clone(),
             };
-            let plugin = &loaded[&rollback.plugin];
+            let plugins = scope.plugins.clone();
+            let plugin = scope_plugin(&plugins, step, &rollback.plugin)?;
             let attempt = self
                 .attempt(
                     scope,
-                    -(index as i64) - 1,
-                    &undo,
-                    plugin,
+                    Attempting {
+                        journal_index: -(index as i64) - 1,
+                        step: &undo,
+                        plugin,
+                    },
                     &Value::Object(input),
                     rollback.grants.clone(),
                     1,
@@ -139,15 +149,15 @@ impl Executor<'_> {
             reports.push(
                 self.record_rollback(
                     scope,
-                    step,
-                    index,
-                    started,
-                    started_at,
-                    succeeded,
-                    attempt.output,
-                    attempt.error,
-                    attempt.logs,
-                    attempt.audit,
+                    (index, step),
+                    (started, started_at),
+                    Undone {
+                        succeeded,
+                        output: attempt.output,
+                        error: attempt.error,
+                        logs: attempt.logs,
+                        audit: attempt.audit,
+                    },
                 )
                 .await?,
             );
@@ -155,19 +165,18 @@ impl Executor<'_> {
         Ok(reports)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn record_rollback(
         &self,
         scope: &RunScope,
-        step: &Step,
-        index: usize,
-        started: Instant,
-        started_at: chrono::DateTime<chrono::Utc>,
-        succeeded: bool,
-        output: Option<Value>,
-        error: Option<String>,
-        logs: Vec<crate::state::LogLine>,
-        mut audit: AuditSpool,
+        (index, step): (usize, &Step),
+        (started, started_at): (Instant, chrono::DateTime<chrono::Utc>),
+        Undone {
+            succeeded,
+            output,
+            error,
+            logs,
+            mut audit,
+        }: Undone,
     ) -> Result<RollbackReport, ExecError> {
         audit.push(NewAuditEntry {
             at: chrono::Utc::now(),

@@ -1,12 +1,12 @@
 //! Plugin steps: rendering input and templated grants, one attempt in a fresh store (and
 //! the dry run's shared transaction), and the retry loop around attempts.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
 
+use super::preflight::Plugins;
 use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::{
@@ -19,6 +19,26 @@ use crate::state::{
     StepStatus,
 };
 use crate::target::StepTransaction;
+
+/// What an attempt runs: a step (or a rollback, as a step of its own) with its plugin,
+/// journaled under `journal_index` (negative for rollbacks).
+pub(super) struct Attempting<'s> {
+    pub journal_index: i64,
+    pub step: &'s Step,
+    pub plugin: &'s LoadedPlugin,
+}
+
+/// A plugin the preflight loaded for `step`.
+pub(super) fn scope_plugin<'p>(
+    plugins: &'p Plugins,
+    step: &Step,
+    name: &str,
+) -> Result<&'p LoadedPlugin, ExecError> {
+    plugins.get(name).ok_or_else(|| ExecError::MissingPlugin {
+        step: step.id.clone(),
+        plugin: name.to_string(),
+    })
+}
 
 /// What one attempt of a step produced.
 pub(super) struct Attempt {
@@ -40,18 +60,16 @@ impl Executor<'_> {
     /// retrying transient failures with backoff. The step's start is stored (with the
     /// `previous` step's outcome, in one transaction) before its plugin runs; its own
     /// outcome is returned for the caller to store with whatever comes next.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_step(
         &self,
         scope: &mut RunScope,
-        index: usize,
-        step: &Step,
-        loaded: &HashMap<String, LoadedPlugin>,
+        (index, step): (usize, &Step),
         context: &mut RunContext,
         in_flight: Option<&StepRecord>,
         previous: Option<StepFinish>,
     ) -> Result<(StepReport, StepFinish), ExecError> {
-        let plugin = &loaded[&step.plugin];
+        let plugins = scope.plugins.clone();
+        let plugin = scope_plugin(&plugins, step, &step.plugin)?;
         let started = Instant::now();
         let started_at = chrono::Utc::now();
         let mut report = StepReport::new(step, &plugin.digest, plugin.cache);
@@ -137,9 +155,11 @@ impl Executor<'_> {
                     let result = self
                         .attempt(
                             scope,
-                            index as i64,
-                            step,
-                            plugin,
+                            Attempting {
+                                journal_index: index as i64,
+                                step,
+                                plugin,
+                            },
                             &input,
                             grants.clone(),
                             attempt,
@@ -241,13 +261,14 @@ impl Executor<'_> {
         Ok(grants)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn attempt(
         &self,
         scope: &mut RunScope,
-        journal_index: i64,
-        step: &Step,
-        plugin: &LoadedPlugin,
+        Attempting {
+            journal_index,
+            step,
+            plugin,
+        }: Attempting<'_>,
         input: &Value,
         grants: Grants,
         attempt: u32,

@@ -1,0 +1,98 @@
+//! What can stop a run from starting or going on, and what each means for the caller.
+
+use crate::capability::Interface;
+use crate::runtime::RuntimeError;
+use crate::state::StateError;
+use crate::target::TargetError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("invalid parameters:\n  {}", .0.join("\n  "))]
+    Params(Vec<String>),
+    #[error("step `{step}`: plugin `{plugin}` is not installed (looked in the plugin folders)")]
+    MissingPlugin { step: String, plugin: String },
+    #[error(transparent)]
+    Load(#[from] RuntimeError),
+    #[error(
+        "step `{step}`: plugin `{plugin}` imports the `{}` interface, which the step does not grant; refused before running anything",
+        .interfaces.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("`, `")
+    )]
+    Refused {
+        step: String,
+        plugin: String,
+        interfaces: Vec<Interface>,
+    },
+    #[error("state store: {0}")]
+    State(StateError),
+    #[error("target database: {0}")]
+    Target(#[from] TargetError),
+    #[error(
+        "runbook `{runbook}` is already running with concurrency key {key:?}: run {run_id} (resume it, or roll it back, before starting another)"
+    )]
+    Concurrent {
+        runbook: String,
+        key: String,
+        run_id: String,
+    },
+    #[error("no run `{0}`")]
+    NoSuchRun(String),
+    #[error(
+        "run {run_id} was started from a different version of runbook `{runbook}`; it can only be continued with the runbook it started with"
+    )]
+    RunbookChanged { run_id: String, runbook: String },
+    #[error("run {run_id} cannot be resumed: {reason}")]
+    NotResumable { run_id: String, reason: String },
+    #[error("step `{step}`: approver group `{group}` is not defined in runbook.toml (`[groups]`)")]
+    UnknownGroup { step: String, group: String },
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error(
+        "run {run_id}: this process lost the run's lease (it stalled longer than the lease, and the run may have been resumed elsewhere); stopped before the next step"
+    )]
+    LeaseLost { run_id: String },
+}
+
+impl From<StateError> for ExecError {
+    fn from(e: StateError) -> ExecError {
+        match e {
+            StateError::LeaseLost { run_id } => ExecError::LeaseLost { run_id },
+            other => ExecError::State(other),
+        }
+    }
+}
+
+/// What an error means for the person who asked: the CLI's exit code follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself was wrong (parameters, plugins, grants, which run): nothing ran.
+    InvalidInput,
+    /// The request was fine; the state store, the target database or this process's
+    /// hold on the run failed.
+    Failed,
+}
+
+impl ExecError {
+    /// Every variant is classified here, so a new one must be given a kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ExecError::Params(_)
+            | ExecError::MissingPlugin { .. }
+            | ExecError::Load(_)
+            | ExecError::Refused { .. }
+            | ExecError::Concurrent { .. }
+            | ExecError::NoSuchRun(_)
+            | ExecError::RunbookChanged { .. }
+            | ExecError::NotResumable { .. }
+            | ExecError::UnknownGroup { .. }
+            | ExecError::NotAllowed(_) => ErrorKind::InvalidInput,
+            ExecError::State(_) | ExecError::Target(_) | ExecError::LeaseLost { .. } => {
+                ErrorKind::Failed
+            }
+        }
+    }
+
+    /// Whether the error means nothing ran because the request itself was wrong.
+    pub fn is_invalid_input(&self) -> bool {
+        self.kind() == ErrorKind::InvalidInput
+    }
+}
