@@ -8,11 +8,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Transaction};
 
 use super::audit::{NewAuditEntry, append_in_tx, append_spool_in_tx};
+use super::codec::{col, format_ts, from_json, is_unique_violation, parse_ts, to_json};
 use super::spool::AuditSpool;
-use super::{
-    Backend, LogLine, StateError, StateStore, col, format_ts, from_json, is_unique_violation,
-    parse_ts, to_json,
-};
+use super::{Backend, LogLine, StateError, StateStore};
 
 /// Key of the PostgreSQL advisory lock that serialises run creation with a concurrency
 /// key: the first 8 bytes of sha256("runbook.runs.concurrency") as a big-endian i64.

@@ -6,7 +6,8 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{StateError, StateStore, col, format_ts, from_json, parse_ts, to_json};
+use super::codec::{col, format_ts, from_json, parse_ts, to_json};
+use super::{StateError, StateStore};
 
 /// What the grant check decided about a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
