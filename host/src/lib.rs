@@ -12,3 +12,4 @@ pub mod runbook;
 pub mod runtime;
 pub mod state;
 pub mod target;
+pub mod template;

@@ -24,13 +24,14 @@ use rollback::rollback_state;
 use crate::capability::{RunBudget, Services};
 use crate::grant::{AnalysisCache, Capability};
 use crate::plugin::PluginDirectory;
-use crate::runbook::{OnFailure, RunContext, Runbook, Step, Templates};
+use crate::runbook::{OnFailure, Runbook, Step};
 use crate::runtime::{LoadedPlugin, Runtime, RuntimeError, StepLimits};
 use crate::state::{
     LogLine, NewAuditEntry, NewRun, RunEnd, RunState, RunStatus, StateError, StateStore,
     StepFinish, StepRecord, StepStatus,
 };
 use crate::target::{StepTransaction, TargetDb, TargetError};
+use crate::template::{RunContext, Templates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {

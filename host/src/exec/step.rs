@@ -11,7 +11,7 @@ use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::EffectSession;
 use crate::grant::Grants;
-use crate::runbook::{RunContext, Step};
+use crate::runbook::Step;
 use crate::runtime::{
     DbSession, Fault, LoadedPlugin, MAX_LOG_LINES, PluginOutcome, StepContext, StepLimits,
     StepState,
@@ -21,6 +21,7 @@ use crate::state::{
     StepStatus,
 };
 use crate::target::StepTransaction;
+use crate::template::RunContext;
 
 /// What one attempt of a step produced.
 pub(super) struct Attempt {

@@ -1,12 +1,10 @@
-//! Runbook files: reading a TOML runbook, validating it against the installed plugins,
-//! and the templating its steps use at run time.
+//! Runbook files: reading a TOML runbook and validating it against the installed plugins
+//! (the templating its steps use at run time is [`crate::template`]).
 
-pub mod context;
 mod control;
 pub mod diagnostic;
 pub mod model;
 pub(crate) mod raw;
-pub mod template;
 pub(crate) mod validate;
 
 #[cfg(test)]
@@ -14,12 +12,10 @@ mod tests;
 
 use std::path::Path;
 
-pub use context::{RunContext, TemplateContext};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::{
     Approval, Backoff, OnFailure, OnTimeout, Param, ParamKind, RetryPolicy, Rollback, Runbook, Step,
 };
-pub use template::{TemplateError, Templates};
 
 use crate::plugin::manifest::PluginCatalog;
 

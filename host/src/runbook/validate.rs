@@ -15,9 +15,9 @@ use super::raw::{
     RawDb, RawEmail, RawGrants, RawParam, RawRunbook, RawStep, RawStripe, RawWebhook, Seg, Span,
     SpannedList, closest, key_span, value_span,
 };
-use super::template::Templates;
 use crate::grant::{DbGrant, EmailGrant, Grants, StatementKind, StripeGrant, WebhookGrant};
 use crate::plugin::manifest::PluginCatalog;
+use crate::template::Templates;
 
 const MEMORY_MB_MAX: i64 = 4096;
 
