@@ -6,12 +6,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::diagnostic::Diagnostics;
+use super::grants::{grants, missing_grants};
 use super::model::{Approval, Backoff, OnFailure, OnTimeout, RetryPolicy, Rollback};
-use super::raw::{RawApproval, RawRetry, RawRollback, RawStep, Seg};
-use super::validate::{
-    Ctx, RefSite, check_references, grants, input_value, missing_grants, parse_duration,
-    template_error, unknown_plugin,
-};
+use super::raw::{RawApproval, RawRetry, RawRollback, RawStep, Seg, SpannedList};
+use super::references::{RefSite, check_references, input_value, template_error};
+use super::validate::{Ctx, parse_duration, unknown_plugin};
 
 const MAX_ATTEMPTS: i64 = 10;
 
@@ -186,25 +185,7 @@ fn approval(
             m.get_ref().clone()
         }
     };
-    let approvers: Vec<String> = raw
-        .approvers
-        .as_ref()
-        .map(|list| {
-            list.get_ref()
-                .iter()
-                .filter_map(|a| {
-                    let name = a.get_ref().trim();
-                    let bare = name.strip_prefix("group:").unwrap_or(name);
-                    if bare.is_empty() || bare.chars().any(char::is_whitespace) {
-                        diags.error(a.span(), format!("invalid approver {:?}", a.get_ref()));
-                        None
-                    } else {
-                        Some(name.to_string())
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let approvers = approvers(&raw.approvers, diags);
     if approvers.is_empty() {
         diags.error_with_help(
             raw.approvers.as_ref().map_or(span.clone(), |a| a.span()),
@@ -255,6 +236,28 @@ fn approval(
             .map(|_| duration(&raw.timeout, "timeout", Duration::from_secs(86_400), diags)),
         on_timeout,
     }
+}
+
+/// People (`alice`) and groups (`group:billing-leads`) who may approve: an approval's
+/// `approvers` and the runbook's `rollback_approvers` are read alike.
+pub(super) fn approvers(list: &Option<SpannedList>, diags: &mut Diagnostics) -> Vec<String> {
+    list.as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|a| {
+                    let name = a.get_ref().trim();
+                    let bare = name.strip_prefix("group:").unwrap_or(name);
+                    if bare.is_empty() || bare.chars().any(char::is_whitespace) {
+                        diags.error(a.span(), format!("invalid approver {:?}", a.get_ref()));
+                        None
+                    } else {
+                        Some(name.to_string())
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn rollback(

@@ -3,8 +3,10 @@
 
 mod control;
 pub mod diagnostic;
+mod grants;
 pub mod model;
 pub(crate) mod raw;
+mod references;
 pub(crate) mod validate;
 
 #[cfg(test)]

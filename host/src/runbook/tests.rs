@@ -1084,7 +1084,7 @@ fn input_datetimes_become_text_and_nan_is_rejected() {
 
 #[test]
 fn email_patterns_cover_recipients() {
-    use super::validate::pattern_covers;
+    use super::grants::pattern_covers;
     assert!(pattern_covers("*@example.com", "ops@example.com"));
     assert!(pattern_covers("*@example.com", "*@example.com"));
     assert!(!pattern_covers("ops@example.com", "*@example.com"));
