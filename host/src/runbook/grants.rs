@@ -303,3 +303,222 @@ pub(crate) fn missing_grants(
 pub(crate) fn pattern_covers(pattern: &str, wanted: &str) -> bool {
     crate::grant::glob_match(pattern, wanted)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::grant::{DbGrant, EmailGrant, Grants, StripeGrant};
+    use crate::plugin::manifest::parse_plugin_manifest;
+    use crate::runbook::fixtures::{HEAD, errors, helps, set};
+
+    #[test]
+    fn invalid_grant_entries() {
+        let text = format!(
+            r#"{HEAD}[[steps]]
+id = "a"
+plugin = "echo"
+[steps.grants.db]
+select = ["bad name", "*", "public.ok"]
+[steps.grants.stripe]
+operations = ["refund"]
+[steps.grants.email]
+recipients = ["nobody", "*@example.com"]
+max_per_run = 0
+"#
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                (
+                    7,
+                    11,
+                    "invalid table name \"bad name\" in `select`".to_string()
+                ),
+                (7, 23, "invalid table name \"*\" in `select`".to_string()),
+                (9, 15, "invalid Stripe operation \"refund\"".to_string()),
+                (11, 15, "invalid recipient pattern \"nobody\"".to_string()),
+                (
+                    12,
+                    15,
+                    "`max_per_run` must be between 1 and 4294967295, found 0".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn grants_the_plugin_needs_but_the_step_does_not_give() {
+        let text = format!(
+            r#"{HEAD}[[steps]]
+id = "reset"
+plugin = "quota-reset"
+
+[[steps]]
+id = "reset2"
+plugin = "quota-reset"
+[steps.grants.db]
+select = ["usage_quotas"]
+
+[[steps]]
+id = "mail"
+plugin = "notify"
+
+[[steps]]
+id = "mail2"
+plugin = "notify"
+grants.email.recipients = ["*@other.com"]
+
+[[steps]]
+id = "refund"
+plugin = "refunder"
+"#
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                (
+                    5,
+                    10,
+                    "step \"reset\": plugin \"quota-reset\" needs select on table \"usage_quotas\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    5,
+                    10,
+                    "step \"reset\": plugin \"quota-reset\" needs update on table \"usage_quotas\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    10,
+                    8,
+                    "step \"reset2\": plugin \"quota-reset\" needs update on table \"usage_quotas\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    15,
+                    10,
+                    "step \"mail\": plugin \"notify\" needs to send email, which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    20,
+                    1,
+                    "step \"mail2\": plugin \"notify\" needs to email \"ops@example.com\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    24,
+                    10,
+                    "step \"refund\": plugin \"refunder\" needs Stripe operation \"refunds.create\", which this step does not grant"
+                        .to_string()
+                ),
+            ]
+        );
+        let helps = helps(&text);
+        assert_eq!(
+            helps[2].as_deref(),
+            Some("add it to the step: `[steps.grants.db]` update = [\"usage_quotas\"]")
+        );
+    }
+
+    #[test]
+    fn email_patterns_cover_recipients() {
+        use super::pattern_covers;
+        assert!(pattern_covers("*@example.com", "ops@example.com"));
+        assert!(pattern_covers("*@example.com", "*@example.com"));
+        assert!(!pattern_covers("ops@example.com", "*@example.com"));
+        assert!(!pattern_covers("*@example.com", "ops@example.org"));
+        assert!(pattern_covers("*", "anything"));
+        assert!(pattern_covers("a*b*c", "aXXbYYc"));
+        assert!(!pattern_covers("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn plugin_manifest_parses() {
+        let text = r#"name = "quota-reset"
+version = "0.1.0"
+description = "Reset monthly API call quotas"
+[capabilities.db]
+select = ["usage_quotas"]
+update = ["Usage_Quotas"]
+[capabilities.stripe]
+operations = ["subscriptions.retrieve"]
+[capabilities.email]
+recipients = ["*@example.com"]
+"#;
+        let m = parse_plugin_manifest("quota-reset.toml", text).unwrap();
+        assert_eq!(m.name, "quota-reset");
+        assert_eq!(m.version, "0.1.0");
+        assert_eq!(m.description, "Reset monthly API call quotas");
+        assert_eq!(
+            m.needs,
+            Grants {
+                webhook: None,
+                db: DbGrant {
+                    select: set(&["usage_quotas"]),
+                    update: set(&["usage_quotas"]),
+                    ..DbGrant::default()
+                },
+                stripe: Some(StripeGrant {
+                    operations: set(&["subscriptions.retrieve"]),
+                    ..StripeGrant::default()
+                }),
+                email: Some(EmailGrant {
+                    recipients: vec!["*@example.com".into()],
+                    max_per_run: None,
+                }),
+            }
+        );
+
+        let bare = parse_plugin_manifest(
+            "echo.toml",
+            "name = \"echo\"\nversion = \"1.2.3-rc.1\"\ndescription = \"x\"\n[capabilities.email]\n",
+        )
+        .unwrap();
+        assert_eq!(bare.needs.db, DbGrant::default());
+        assert_eq!(bare.needs.email, Some(EmailGrant::default()));
+    }
+
+    #[test]
+    fn plugin_manifest_errors() {
+        let text = r#"name = "Quota Reset"
+version = "1.0"
+[capabilities]
+db.selct = ["x"]
+email.max_per_run = 3
+files = true
+[capabilities.stripe]
+operations = ["nope"]
+"#;
+        let err = parse_plugin_manifest("m.toml", text).unwrap_err();
+        let got: Vec<(usize, usize, String)> = err
+            .iter()
+            .map(|d| (d.line.unwrap(), d.column.unwrap(), d.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 1, "missing required key `description`".to_string()),
+                (1, 8, "invalid plugin name \"Quota Reset\"".to_string()),
+                (2, 11, "invalid version \"1.0\"".to_string()),
+                (4, 4, "unknown key `selct` in `capabilities.db`".to_string()),
+                (
+                    5,
+                    7,
+                    "unknown key `max_per_run` in `capabilities.email`".to_string()
+                ),
+                (6, 1, "unknown key `files` in `capabilities`".to_string()),
+                (8, 15, "invalid Stripe operation \"nope\"".to_string()),
+            ]
+        );
+
+        let err = parse_plugin_manifest("m.toml", "name = [\n").unwrap_err();
+        assert!(err.items()[0].message.starts_with("TOML syntax error"));
+        let err = parse_plugin_manifest("m.toml", "name = 1\n").unwrap_err();
+        assert_eq!(
+            err.items()[0].message,
+            "wrong type: found integer `1`, expected a string"
+        );
+    }
+}

@@ -195,3 +195,136 @@ fn check_step_reference(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::runbook::fixtures::{HEAD, catalog, errors, helps};
+    use crate::runbook::parse_runbook;
+
+    #[test]
+    fn templates_that_do_not_compile() {
+        let text = format!(
+            r#"{HEAD}[params.x]
+type = "integer"
+[[steps]]
+id = "a"
+plugin = "echo"
+when = "params.x >"
+[steps.input]
+broken = "{{{{ params.x "
+bad_block = "{{% if params.x %}}yes"
+fine = "{{{{ params.x }}}}"
+"#
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        let braces =
+            format!("{HEAD}[[steps]]\nid = \"a\"\nplugin = \"echo\"\nwhen = \"{{{{ 1 }}}}\"\n");
+        assert_eq!(
+            errors(&braces),
+            vec![(6, 8, "`when` is an expression, not a template".to_string())]
+        );
+        assert_eq!((errs[0].0, errs[0].1), (8, 8));
+        assert!(
+            errs[0]
+                .2
+                .starts_with("`when` does not compile: syntax error"),
+            "{}",
+            errs[0].2
+        );
+        assert_eq!((errs[1].0, errs[1].1), (10, 10));
+        assert!(
+            errs[1]
+                .2
+                .starts_with("template does not compile: syntax error")
+        );
+        assert_eq!((errs[2].0, errs[2].1), (11, 13));
+        assert!(
+            errs[2]
+                .2
+                .starts_with("template does not compile: syntax error")
+        );
+    }
+
+    #[test]
+    fn template_references_are_checked_against_params_and_earlier_steps() {
+        let text = format!(
+            r#"{HEAD}[params.window_hours]
+type = "integer"
+default = 1
+
+[[steps]]
+id = "first"
+plugin = "echo"
+when = "steps.second.status == 'succeeded'"
+[steps.input]
+me = "{{{{ steps.first.output }}}}"
+ghost = "{{{{ steps.nope.output }}}}"
+param = "{{{{ params.window_hour }}}}"
+other = "{{{{ foo.bar }}}}"
+ok = "{{{{ range(3) | list }}}} {{% for x in params.window_hours | string %}}{{{{ x }}}}{{% endfor %}}"
+
+[[steps]]
+id = "second"
+plugin = "echo"
+[steps.input]
+ok = "{{{{ steps.first.output.count }}}} {{{{ steps.first.status }}}} {{{{ params }}}}"
+field = "{{{{ steps.first.result }}}}"
+"#
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                (
+                    10,
+                    8,
+                    "step \"second\" runs later (step 2 of the runbook), so its output is not available here"
+                        .to_string()
+                ),
+                (12, 6, "step \"first\" refers to its own output".to_string()),
+                (13, 9, "step \"nope\" does not exist".to_string()),
+                (14, 9, "parameter `window_hour` is not declared".to_string()),
+                (
+                    15,
+                    9,
+                    "unknown variable `foo`: templates can only read `params`, `steps` and `run`".to_string()
+                ),
+                (23, 9, "`steps.first.result` does not exist".to_string()),
+            ]
+        );
+        let helps = helps(&text);
+        assert_eq!(helps[2].as_deref(), Some("no step runs before this one"));
+        assert_eq!(
+            helps[3].as_deref(),
+            Some("did you mean `params.window_hours`?")
+        );
+    }
+
+    #[test]
+    fn hyphenated_step_ids_get_a_subscript_hint() {
+        let text = format!(
+            r#"{HEAD}[[steps]]
+id = "find-users"
+plugin = "echo"
+[[steps]]
+id = "b"
+plugin = "echo"
+[steps.input]
+bad = "{{{{ steps.find-users.output }}}}"
+good = "{{{{ steps['find-users'].output }}}}"
+"#
+        );
+        let d = parse_runbook("rb.toml", &text, &catalog()).unwrap_err();
+        let msgs: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
+        assert!(msgs.contains(&"step \"find\" does not exist"), "{msgs:?}");
+        let hint = d
+            .iter()
+            .find(|d| d.message == "step \"find\" does not exist")
+            .and_then(|d| d.help.clone());
+        assert_eq!(
+            hint.as_deref(),
+            Some("an id with `-` must be written `steps[\"find-users\"]` in templates")
+        );
+    }
+}

@@ -508,3 +508,6 @@ pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests;
