@@ -13,3 +13,4 @@ pub mod runbook;
 pub mod runtime;
 pub mod state;
 pub mod target;
+pub mod template;

@@ -14,12 +14,12 @@ use crate::exec::{
     ExecError, Executor, Plan, RunObserver, RunReport, StepReport, may_approve, parse_cli_params,
 };
 use crate::grant::AnalysisCache;
-use crate::runbook::Templates;
 use crate::runbook::{Runbook, Step};
 use crate::runtime::Runtime;
 use crate::state::{ApprovalRecord, ApprovalRequest, Decision, RunState};
 use crate::state::{RunStatus, StepStatus};
 use crate::target::TargetDb;
+use crate::template::Templates;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 
 use super::report::{AwaitingApproval, StepReport};
 use super::{ExecError, Executor, RunObserver, RunScope};
-use crate::runbook::{Approval, OnTimeout, RunContext, Step};
+use crate::runbook::{Approval, OnTimeout, Step};
 use crate::state::{
     ApprovalDecision, ApprovalRecord, ApprovalRequest, Decision, NewAuditEntry, StepOutcome,
     StepStart, StepStatus,
 };
+use crate::template::RunContext;
 
 /// Approver groups from `runbook.toml`: group name → member names.
 pub type Groups = BTreeMap<String, Vec<String>>;

@@ -32,10 +32,11 @@ use preflight::Plugins;
 use crate::capability::{RunBudget, Services};
 use crate::grant::AnalysisCache;
 use crate::plugin::PluginDirectory;
-use crate::runbook::{Runbook, Step, Templates};
+use crate::runbook::{Runbook, Step};
 use crate::runtime::{Runtime, StepLimits};
 use crate::state::{LogLine, StateStore};
 use crate::target::{StepTransaction, TargetDb};
+use crate::template::Templates;
 
 /// Progress callbacks for a terminal or a log, and the person at the terminal.
 pub trait RunObserver {

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use super::report::RollbackReport;
 use super::step::{Attempting, scope_plugin};
 use super::{ExecError, Executor, RunScope};
-use crate::runbook::{RetryPolicy, RunContext, Runbook, Step};
+use crate::runbook::{RetryPolicy, Runbook, Step};
 use crate::state::{AuditSpool, NewAuditEntry, RollbackRecord, RunState, StepStatus};
+use crate::template::RunContext;
 
 /// `rolled-back` if every rollback that ran succeeded, `rollback-failed` if one failed,
 /// `None` if there was nothing to undo.

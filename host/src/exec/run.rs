@@ -15,8 +15,9 @@ use super::report::StepReport;
 use super::rollback::rollback_state;
 use super::{ExecError, Executor, RunObserver, RunReport, RunScope, approval, lease};
 use crate::capability::RunBudget;
-use crate::runbook::{RunContext, Runbook};
+use crate::runbook::Runbook;
 use crate::state::{NewAuditEntry, NewRun, RunDetail, RunState, RunStatus, StateError};
+use crate::template::RunContext;
 
 impl Executor<'_> {
     /// Starts a new run of `runbook` and drives it until it finishes or pauses.

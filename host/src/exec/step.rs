@@ -12,13 +12,14 @@ use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::{
     CallSession, DbSession, Grants, MAX_LOG_LINES, StepCapabilities, StepContext,
 };
-use crate::runbook::{RunContext, Step};
+use crate::runbook::Step;
 use crate::runtime::{Fault, LoadedPlugin, PluginOutcome, StepLimits, StepState};
 use crate::state::{
     AuditSpool, CallRecord, LogLine, StateError, StepFinish, StepOutcome, StepRecord, StepStart,
     StepStatus,
 };
 use crate::target::StepTransaction;
+use crate::template::RunContext;
 
 /// What an attempt runs: a step (or a rollback, as a step of its own) with its plugin,
 /// journaled under `journal_index` (negative for rollbacks).

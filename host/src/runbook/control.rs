@@ -6,12 +6,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::diagnostic::Diagnostics;
+use super::grants::{grants, missing_grants};
 use super::model::{Approval, Backoff, OnFailure, OnTimeout, RetryPolicy, Rollback};
-use super::raw::{RawApproval, RawRetry, RawRollback, RawStep, Seg};
-use super::validate::{
-    Ctx, RefSite, check_references, grants, input_value, missing_grants, parse_duration,
-    template_error, unknown_plugin,
-};
+use super::raw::{RawApproval, RawRetry, RawRollback, RawStep, Seg, SpannedList};
+use super::references::{RefSite, check_references, input_value, template_error};
+use super::validate::{Ctx, parse_duration, unknown_plugin};
 
 const MAX_ATTEMPTS: i64 = 10;
 
@@ -186,25 +185,7 @@ fn approval(
             m.get_ref().clone()
         }
     };
-    let approvers: Vec<String> = raw
-        .approvers
-        .as_ref()
-        .map(|list| {
-            list.get_ref()
-                .iter()
-                .filter_map(|a| {
-                    let name = a.get_ref().trim();
-                    let bare = name.strip_prefix("group:").unwrap_or(name);
-                    if bare.is_empty() || bare.chars().any(char::is_whitespace) {
-                        diags.error(a.span(), format!("invalid approver {:?}", a.get_ref()));
-                        None
-                    } else {
-                        Some(name.to_string())
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let approvers = approvers(&raw.approvers, diags);
     if approvers.is_empty() {
         diags.error_with_help(
             raw.approvers.as_ref().map_or(span.clone(), |a| a.span()),
@@ -255,6 +236,28 @@ fn approval(
             .map(|_| duration(&raw.timeout, "timeout", Duration::from_secs(86_400), diags)),
         on_timeout,
     }
+}
+
+/// People (`alice`) and groups (`group:billing-leads`) who may approve: an approval's
+/// `approvers` and the runbook's `rollback_approvers` are read alike.
+pub(super) fn approvers(list: &Option<SpannedList>, diags: &mut Diagnostics) -> Vec<String> {
+    list.as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|a| {
+                    let name = a.get_ref().trim();
+                    let bare = name.strip_prefix("group:").unwrap_or(name);
+                    if bare.is_empty() || bare.chars().any(char::is_whitespace) {
+                        diags.error(a.span(), format!("invalid approver {:?}", a.get_ref()));
+                        None
+                    } else {
+                        Some(name.to_string())
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn rollback(
@@ -319,5 +322,123 @@ fn rollback(
         plugin,
         input: Value::Object(input),
         grants,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::runbook::fixtures::{HEAD, catalog, errors};
+    use crate::runbook::model::{Backoff, OnFailure, OnTimeout, RetryPolicy};
+    use crate::runbook::parse_runbook;
+
+    #[test]
+    fn approval_retry_and_rollback_parse_to_the_model() {
+        let text = format!(
+            r#"{HEAD}concurrency_key = "{{{{ params.org }}}}"
+[params.org]
+type = "integer"
+[[steps]]
+id = "reset"
+plugin = "quota-reset"
+on_failure = "abort"
+[steps.retry]
+attempts = 3
+backoff = "fixed"
+delay = "2s"
+[steps.grants.db]
+select = ["usage_quotas"]
+update = ["usage_quotas"]
+[steps.rollback]
+plugin = "quota-reset"
+[steps.rollback.input]
+mode = "restore"
+[steps.rollback.grants.db]
+select = ["usage_quotas"]
+update = ["usage_quotas"]
+[[steps]]
+id = "approve"
+[steps.approval]
+message = "Reset done for {{{{ params.org }}}}"
+approvers = ["group:leads", "alice"]
+required = 2
+timeout = "24h"
+on_timeout = "continue"
+"#
+        );
+        let rb = parse_runbook("c.toml", &text, &catalog()).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(rb.concurrency_key.as_deref(), Some("{{ params.org }}"));
+        let reset = &rb.steps[0];
+        assert_eq!(reset.on_failure, OnFailure::Abort);
+        assert_eq!(
+            reset.retry,
+            RetryPolicy {
+                attempts: 3,
+                backoff: Backoff::Fixed,
+                delay: Duration::from_secs(2),
+                max_delay: Duration::from_secs(30),
+            }
+        );
+        let rollback = reset.rollback.as_ref().unwrap();
+        assert_eq!(rollback.plugin, "quota-reset");
+        assert_eq!(rollback.input, json!({ "mode": "restore" }));
+        let approve = &rb.steps[1];
+        assert!(approve.plugin.is_empty());
+        let approval = approve.approval.as_ref().unwrap();
+        assert_eq!(approval.approvers, ["group:leads", "alice"]);
+        assert_eq!(approval.required, 2);
+        assert!(!approval.allow_self);
+        assert_eq!(approval.timeout, Some(Duration::from_secs(86_400)));
+        assert_eq!(approval.on_timeout, OnTimeout::Continue);
+    }
+
+    #[test]
+    fn control_flow_mistakes_are_reported() {
+        let errs = errors(&format!(
+            r#"{HEAD}[[steps]]
+id = "a"
+plugin = "echo"
+on_failure = "ignore"
+attempts = 0
+[[steps]]
+id = "gate"
+plugin = "echo"
+[steps.approval]
+approvers = []
+[[steps]]
+id = "b"
+plugin = "echo"
+[steps.rollback]
+plugin = "nope"
+"#
+        ));
+        let messages: Vec<&str> = errs.iter().map(|(_, _, m)| m.as_str()).collect();
+        assert!(
+            messages.contains(&"invalid on_failure \"ignore\""),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"`attempts` must be between 1 and 10, found 0"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"step \"gate\" is an approval step and cannot also run a plugin"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"an approval needs a `message`"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"an approval needs `approvers`"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"unknown plugin \"nope\""),
+            "{messages:?}"
+        );
     }
 }

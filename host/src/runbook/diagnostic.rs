@@ -282,3 +282,75 @@ impl miette::Diagnostic for Report<'_> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::runbook::fixtures::{HEAD, catalog};
+    use crate::runbook::{diagnostic, parse_runbook};
+
+    #[test]
+    fn rendered_output_has_positions_and_underlines_and_no_ansi() {
+        let text = format!("{HEAD}[[steps]]\nid = \"a\"\nplugin = \"webhook-impct\"\n");
+        let err = parse_runbook("file.toml", &text, &catalog()).unwrap_err();
+        let out = err.render(false);
+        assert!(out.contains("file.toml:5:10"), "{out}");
+        assert!(out.contains("unknown plugin \"webhook-impct\""), "{out}");
+        assert!(out.contains("did you mean \"webhook-impact\"?"), "{out}");
+        assert!(out.contains("plugin = \"webhook-impct\""), "{out}");
+        // The underline sits exactly under the value `"webhook-impct"`.
+        let lines: Vec<&str> = out.lines().collect();
+        let source_line = lines
+            .iter()
+            .position(|l| l.contains("plugin = \"webhook-impct\""))
+            .unwrap_or_else(|| panic!("no snippet in:\n{out}"));
+        let underline: Vec<char> = lines[source_line + 1].chars().collect();
+        let source: Vec<char> = lines[source_line].chars().collect();
+        let value_start = source.iter().position(|c| *c == '"').unwrap();
+        assert_eq!(
+            underline[value_start..value_start + "\"webhook-impct\"".len()]
+                .iter()
+                .collect::<String>(),
+            "─".repeat("\"webhook-impct\"".len()),
+            "{out}"
+        );
+        assert!(!out.contains('\x1b'), "{out:?}");
+        assert!(out.ends_with("1 error in file.toml\n"), "{out}");
+
+        let colored = err.render(true);
+        assert!(colored.contains('\x1b'));
+
+        // Display is the compact one-line-per-error form.
+        assert_eq!(
+            err.to_string(),
+            "file.toml:5:10: unknown plugin \"webhook-impct\" (help: did you mean \"webhook-impact\"?)"
+        );
+        let json = err.to_json();
+        assert_eq!(json[0]["line"], 5);
+        assert_eq!(json[0]["column"], 10);
+        assert_eq!(json[0]["file"], "file.toml");
+    }
+
+    #[test]
+    fn rendering_survives_odd_positions() {
+        // Error at end of input, multi-byte text before the error, and an empty file.
+        for text in [
+            "name = \"é\"\ndescription = \"ü\"\nx = ",
+            "",
+            "\u{feff}",
+            "[[steps]]\nid = 3",
+        ] {
+            let err = parse_runbook("odd.toml", text, &catalog()).unwrap_err();
+            let out = err.render(false);
+            assert!(out.contains("odd.toml"), "{out}");
+            assert!(!err.is_empty());
+        }
+        let text = format!(
+            "{HEAD}[[steps]]\nid = \"a\"\nplugin = \"echo\"\ninput = {{ \"é\" = \"{{{{ nope }}}}\" }}\n"
+        );
+        let err = parse_runbook("odd.toml", &text, &catalog()).unwrap_err();
+        // Columns count characters, not bytes.
+        let d = &err.items()[0];
+        assert_eq!((d.line, d.column), (Some(6), Some(17)), "{err}");
+        assert_eq!(diagnostic::line_column("aé b", 4), (1, 4));
+    }
+}

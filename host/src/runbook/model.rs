@@ -321,3 +321,107 @@ pub struct Rollback {
     pub input: Value,
     pub grants: Grants,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::runbook::fixtures::{HEAD, catalog};
+    use crate::runbook::parse_runbook;
+
+    fn params_runbook() -> Runbook {
+        let text = format!(
+            r#"{HEAD}[params.hours]
+type = "integer"
+default = 24
+[params.account]
+type = "string"
+required = true
+[params.ratio]
+type = "float"
+[params.dry_run]
+type = "boolean"
+default = true
+[[steps]]
+id = "a"
+plugin = "echo"
+"#
+        );
+        parse_runbook("p.toml", &text, &catalog()).unwrap()
+    }
+
+    #[test]
+    fn resolve_params_fills_defaults_and_checks_types() {
+        let rb = params_runbook();
+        let given = BTreeMap::from([
+            ("account".to_string(), json!("acme")),
+            ("ratio".to_string(), json!(2)),
+        ]);
+        let resolved = rb.resolve_params(&given).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(resolved),
+            json!({"hours": 24, "account": "acme", "ratio": 2.0, "dry_run": true})
+        );
+
+        let resolved = rb
+            .resolve_params(&BTreeMap::from([("account".to_string(), json!("x"))]))
+            .unwrap();
+        assert_eq!(resolved["ratio"], serde_json::Value::Null);
+
+        let errs = rb
+            .resolve_params(&BTreeMap::from([
+                ("hours".to_string(), json!("many")),
+                ("bogus".to_string(), json!(1)),
+            ]))
+            .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "unknown parameter `bogus` (this runbook takes: hours, account, ratio, dry_run)"
+                    .to_string(),
+                "parameter `hours` must be an integer, got string \"many\"".to_string(),
+                "missing required parameter `account`".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn param_kinds_parse_command_line_values() {
+        assert_eq!(ParamKind::Integer.parse_value(" 42 "), Ok(json!(42)));
+        assert!(ParamKind::Integer.parse_value("4.2").is_err());
+        assert_eq!(ParamKind::Float.parse_value("4.5"), Ok(json!(4.5)));
+        assert!(ParamKind::Float.parse_value("NaN").is_err());
+        assert_eq!(ParamKind::Boolean.parse_value("TRUE"), Ok(json!(true)));
+        assert!(ParamKind::Boolean.parse_value("yes").is_err());
+        assert_eq!(ParamKind::String.parse_value(" a b "), Ok(json!(" a b ")));
+        assert!(ParamKind::Float.accepts(&json!(1)));
+        assert!(!ParamKind::Integer.accepts(&json!(1.5)));
+        assert!(!ParamKind::String.accepts(&json!(1)));
+        assert_eq!(
+            serde_json::to_value(ParamKind::Boolean).unwrap(),
+            json!("boolean")
+        );
+    }
+
+    #[test]
+    fn retry_delays_grow_are_capped_and_jittered() {
+        let policy = RetryPolicy {
+            attempts: 5,
+            backoff: Backoff::Exponential,
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(300),
+        };
+        for _ in 0..50 {
+            let second = policy.delay_before(2);
+            assert!((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&second));
+            let third = policy.delay_before(3);
+            assert!((Duration::from_millis(100)..=Duration::from_millis(200)).contains(&third));
+            let fifth = policy.delay_before(5);
+            assert!((Duration::from_millis(150)..=Duration::from_millis(300)).contains(&fifth));
+        }
+    }
+}

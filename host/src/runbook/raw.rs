@@ -438,3 +438,114 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     d[a.len() * width + b.len()]
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::runbook::fixtures::{HEAD, errors, helps};
+
+    #[test]
+    fn toml_syntax_error_has_a_position() {
+        let text = "name = \"rb\"\ndescription = \n[[steps]]\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1);
+        let (line, col, msg) = &errs[0];
+        assert_eq!((*line, *col), (2, 15));
+        assert!(msg.starts_with("TOML syntax error: "), "{msg}");
+
+        let dup = errors("name = \"a\"\nname = \"b\"\n");
+        assert_eq!(dup.len(), 1);
+        assert_eq!((dup[0].0, dup[0].1), (2, 1));
+        assert!(dup[0].2.contains("duplicate key"), "{}", dup[0].2);
+    }
+
+    #[test]
+    fn unknown_keys_everywhere_are_reported_with_suggestions() {
+        let text = format!(
+            r#"{HEAD}nmae = "x"
+
+[params.hours]
+type = "integer"
+defualt = 3
+
+[[steps]]
+id = "a"
+plugn = "echo"
+plugin = "echo"
+[steps.grants.db]
+sellect = ["t"]
+[steps.grants.email]
+recipients = ["a@b.c"]
+limit = 3
+[steps.grants.fax]
+number = "1"
+"#
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                (3, 1, "unknown key `nmae` at the top level".to_string()),
+                (7, 1, "unknown key `defualt` in `params.hours`".to_string()),
+                (11, 1, "unknown key `plugn` in `steps[0]`".to_string()),
+                (
+                    14,
+                    1,
+                    "unknown key `sellect` in `steps[0].grants.db`".to_string()
+                ),
+                (
+                    17,
+                    1,
+                    "unknown key `limit` in `steps[0].grants.email`".to_string()
+                ),
+                (18, 15, "unknown key `fax` in `steps[0].grants`".to_string()),
+            ]
+        );
+        let helps = helps(&text);
+        assert_eq!(helps[0].as_deref(), Some("did you mean `name`?"));
+        assert_eq!(helps[1].as_deref(), Some("did you mean `default`?"));
+        assert_eq!(helps[2].as_deref(), Some("did you mean `plugin`?"));
+        assert_eq!(helps[3].as_deref(), Some("did you mean `select`?"));
+        assert_eq!(
+            helps[4].as_deref(),
+            Some("allowed keys here: recipients, max_per_run")
+        );
+        assert_eq!(
+            helps[5].as_deref(),
+            Some("allowed keys here: db, stripe, email, webhook")
+        );
+    }
+
+    #[test]
+    fn wrong_value_type_is_reported_with_earlier_unknown_keys() {
+        let text = format!(
+            "{HEAD}colour = 1\n[[steps]]\nid = \"a\"\nplugin = \"echo\"\nmemory_mb = \"big\"\n"
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                (3, 1, "unknown key `colour` at the top level".to_string()),
+                (
+                    7,
+                    13,
+                    "wrong type: found string \"big\", expected an integer".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn grants_with_non_string_tables_are_type_errors() {
+        let text = format!(
+            "{HEAD}[[steps]]\nid = \"a\"\nplugin = \"echo\"\n[steps.grants.db]\nselect = [1]\n"
+        );
+        assert_eq!(
+            errors(&text),
+            vec![(
+                7,
+                11,
+                "wrong type: found integer `1`, expected a string".to_string()
+            )]
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! Raw TOML shapes → the validated model, reporting every problem with its position
-//! instead of stopping at the first.
+//! instead of stopping at the first: the runbook itself, its parameters and its steps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -9,16 +9,19 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 use toml::de::DeTable;
 
+use super::control::approvers;
 use super::diagnostic::Diagnostics;
+use super::grants::{grants, grants_span, missing_grants};
 use super::model::{Param, ParamKind, Runbook, Step};
-use super::raw::{
-    RawDb, RawEmail, RawGrants, RawParam, RawRunbook, RawStep, RawStripe, RawWebhook, Seg, Span,
-    SpannedList, closest, key_span, value_span,
-};
-use super::template::Templates;
-use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
-use crate::grant::StatementKind;
+use super::raw::{RawParam, RawRunbook, RawStep, Seg, Span, closest, key_span};
+use super::references::{RefSite, check_references, input_value, template_error};
+use crate::capability::Grants;
 use crate::plugin::manifest::PluginCatalog;
+use crate::template::Templates;
+
+// Plugin manifests read their capability tables with the step grant parsers, through
+// this module.
+pub(crate) use super::grants::{db_grant, recipients, stripe_grant, webhook_grant};
 
 const MEMORY_MB_MAX: i64 = 4096;
 
@@ -29,7 +32,7 @@ pub(super) struct Ctx<'a> {
     pub(super) templates: &'a Templates,
     pub(super) params: BTreeSet<String>,
     /// Position of each step id (first occurrence), for "runs later" checks.
-    step_positions: HashMap<String, usize>,
+    pub(super) step_positions: HashMap<String, usize>,
 }
 
 pub(crate) fn runbook(
@@ -137,25 +140,7 @@ pub(crate) fn runbook(
         source: source_name.to_string(),
         digest: hex::encode(Sha256::digest(text.as_bytes())),
         concurrency_key,
-        rollback_approvers: raw
-            .rollback_approvers
-            .as_ref()
-            .map(|list| {
-                list.get_ref()
-                    .iter()
-                    .filter_map(|a| {
-                        let name = a.get_ref().trim();
-                        let bare = name.strip_prefix("group:").unwrap_or(name);
-                        if bare.is_empty() || bare.chars().any(char::is_whitespace) {
-                            diags.error(a.span(), format!("invalid approver {:?}", a.get_ref()));
-                            None
-                        } else {
-                            Some(name.to_string())
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        rollback_approvers: approvers(&raw.rollback_approvers, diags),
     }
 }
 
@@ -448,35 +433,6 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
     }
 }
 
-pub(super) fn grants(g: &RawGrants, diags: &mut Diagnostics) -> Grants {
-    Grants {
-        db: g
-            .db
-            .as_ref()
-            .map(|db| db_grant(db.get_ref(), diags))
-            .unwrap_or_default(),
-        stripe: g.stripe.as_ref().map(|s| stripe_grant(s.get_ref(), diags)),
-        email: g.email.as_ref().map(|e| email_grant(e.get_ref(), diags)),
-        webhook: g
-            .webhook
-            .as_ref()
-            .map(|w| webhook_grant(w.get_ref(), diags)),
-    }
-}
-
-/// Where "needs X, which this step does not grant" points: the grants if the step has
-/// some (that is what to edit), otherwise the plugin that asks for them.
-pub(super) fn grants_span(tree: &DeTable<'_>, step_path: &[Seg], raw: &RawStep) -> Span {
-    let mut path = step_path.to_vec();
-    path.push(Seg::Key("grants".into()));
-    if raw.grants.is_some()
-        && let Some(span) = key_span(tree, &path)
-    {
-        return span;
-    }
-    raw.plugin.as_ref().map_or(0..0, |p| p.span())
-}
-
 pub(super) fn unknown_plugin(
     p: &Spanned<String>,
     plugins: &dyn PluginCatalog,
@@ -493,192 +449,6 @@ pub(super) fn unknown_plugin(
         }
     };
     diags.error_with_help(p.span(), format!("unknown plugin {:?}", p.get_ref()), help);
-}
-
-/// Which step a template belongs to, for "itself" / "runs later" checks.
-pub(super) struct RefSite<'a> {
-    pub(super) position: usize,
-    pub(super) id: &'a str,
-}
-
-pub(super) fn input_value(
-    value: &toml::Value,
-    path: &mut Vec<Seg>,
-    refs: &RefSite<'_>,
-    ctx: &Ctx<'_>,
-    diags: &mut Diagnostics,
-) -> Option<Value> {
-    let span = || value_span(ctx.tree, path).unwrap_or(0..0);
-    match value {
-        toml::Value::String(s) => {
-            match ctx.templates.string_references(s) {
-                Ok(None) => {}
-                Ok(Some(vars)) => check_references(&vars, span(), refs, ctx, diags),
-                Err(e) => diags.error(
-                    span(),
-                    format!("template does not compile: {}", template_error(&e)),
-                ),
-            }
-            Some(Value::String(s.clone()))
-        }
-        toml::Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                path.push(Seg::Index(i));
-                out.push(input_value(item, path, refs, ctx, diags).unwrap_or(Value::Null));
-                path.pop();
-            }
-            Some(Value::Array(out))
-        }
-        toml::Value::Table(table) => {
-            let mut out = Map::new();
-            for (k, v) in table {
-                path.push(Seg::Key(k.clone()));
-                if let Some(json) = input_value(v, path, refs, ctx, diags) {
-                    out.insert(k.clone(), json);
-                }
-                path.pop();
-            }
-            Some(Value::Object(out))
-        }
-        other => match toml_to_json(other) {
-            Ok(v) => Some(v),
-            Err(reason) => {
-                diags.error(span(), format!("invalid input value: {reason}"));
-                None
-            }
-        },
-    }
-}
-
-pub(super) fn template_error(e: &minijinja::Error) -> String {
-    match e.detail() {
-        Some(detail) => format!("{}: {detail}", e.kind()),
-        None => e.kind().to_string(),
-    }
-}
-
-/// Checks the variables a template reads (dotted, as minijinja reports them) against what
-/// will exist when the step runs: declared params and the steps before this one.
-pub(super) fn check_references(
-    vars: &HashSet<String>,
-    span: Span,
-    site: &RefSite<'_>,
-    ctx: &Ctx<'_>,
-    diags: &mut Diagnostics,
-) {
-    let mut vars: Vec<&String> = vars.iter().collect();
-    vars.sort();
-    for var in vars {
-        let segs: Vec<&str> = var.split('.').collect();
-        match segs.as_slice() {
-            ["params"] | ["steps"] | ["run", ..] => {}
-            ["params", name, ..] => {
-                if !ctx.params.contains(*name) {
-                    let help = match closest(name, ctx.params.iter().map(String::as_str)) {
-                        Some(near) => format!("did you mean `params.{near}`?"),
-                        None if ctx.params.is_empty() => {
-                            format!("declare it in a `[params.{name}]` table")
-                        }
-                        None => format!(
-                            "declared parameters: {}",
-                            ctx.params.iter().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    };
-                    diags.error_with_help(
-                        span.clone(),
-                        format!("parameter `{name}` is not declared"),
-                        help,
-                    );
-                }
-            }
-            ["steps", id, rest @ ..] => {
-                check_step_reference(id, rest, span.clone(), site, ctx, diags);
-            }
-            [root, ..] => {
-                let help = match closest(root, ["params", "steps", "run"].into_iter()) {
-                    Some(near) => format!("did you mean `{near}`?"),
-                    None => "templates read `params.<name>` and `steps.<id>.output`".to_string(),
-                };
-                diags.error_with_help(
-                    span.clone(),
-                    format!(
-                        "unknown variable `{root}`: templates can only read `params`, `steps` and `run`"
-                    ),
-                    help,
-                );
-            }
-            [] => {}
-        }
-    }
-}
-
-fn check_step_reference(
-    id: &str,
-    rest: &[&str],
-    span: Span,
-    site: &RefSite<'_>,
-    ctx: &Ctx<'_>,
-    diags: &mut Diagnostics,
-) {
-    let earlier = |ids: &HashMap<String, usize>| -> Vec<String> {
-        let mut v: Vec<(usize, String)> = ids
-            .iter()
-            .filter(|(_, pos)| **pos < site.position)
-            .map(|(id, pos)| (*pos, id.clone()))
-            .collect();
-        v.sort();
-        v.into_iter().map(|(_, id)| id).collect()
-    };
-    match ctx.step_positions.get(id) {
-        None => {
-            let before = earlier(&ctx.step_positions);
-            // `steps.my-step.output` parses as a subtraction; the fix is the subscript form.
-            let hyphenated = ctx
-                .step_positions
-                .keys()
-                .find(|k| k.starts_with(&format!("{id}-")));
-            let help = if let Some(full) = hyphenated {
-                format!("an id with `-` must be written `steps[\"{full}\"]` in templates")
-            } else if let Some(near) = closest(id, before.iter().map(String::as_str)) {
-                format!("did you mean `steps.{near}`?")
-            } else if before.is_empty() {
-                "no step runs before this one".to_string()
-            } else {
-                format!("steps before this one: {}", before.join(", "))
-            };
-            diags.error_with_help(span, format!("step {id:?} does not exist"), help);
-        }
-        Some(&pos) if pos == site.position || id == site.id => {
-            diags.error_with_help(
-                span,
-                format!("step {id:?} refers to its own output"),
-                "a step can only read the steps that run before it",
-            );
-        }
-        Some(&pos) if pos > site.position => {
-            diags.error_with_help(
-                span,
-                format!(
-                    "step {id:?} runs later (step {} of the runbook), so its output is not available here",
-                    pos + 1
-                ),
-                "a step can only read the steps that run before it; move this step after it",
-            );
-        }
-        Some(_) => {
-            if let Some(field) = rest.first()
-                && *field != "output"
-                && *field != "status"
-            {
-                diags.error_with_help(
-                    span,
-                    format!("`steps.{id}.{field}` does not exist"),
-                    format!("a step has `steps.{id}.output` and `steps.{id}.status`"),
-                );
-            }
-        }
-    }
 }
 
 /// `"500ms"`, `"30s"`, `"2m"`, `"24h"`, `"7d"`.
@@ -715,7 +485,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
+pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
     Ok(match v {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::from(*i),
@@ -739,268 +509,5 @@ fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
     })
 }
 
-// ---- grants (shared with plugin manifests) ----
-
-pub(crate) fn db_grant(raw: &RawDb, diags: &mut Diagnostics) -> DbGrant {
-    let mut grant = DbGrant::default();
-    let lists = [
-        (StatementKind::Select, &raw.select, &mut grant.select),
-        (StatementKind::Insert, &raw.insert, &mut grant.insert),
-        (StatementKind::Update, &raw.update, &mut grant.update),
-        (StatementKind::Delete, &raw.delete, &mut grant.delete),
-        (StatementKind::Ddl, &raw.ddl, &mut grant.ddl),
-    ];
-    for (kind, list, out) in lists {
-        for table in list_items(list) {
-            let name = table.get_ref().trim().to_lowercase();
-            if is_table_name(&name) {
-                out.insert(name);
-            } else {
-                diags.error_with_help(
-                    table.span(),
-                    format!("invalid table name {:?} in `{kind}`", table.get_ref()),
-                    "name each table, plain or schema-qualified, like \"usage_quotas\" or \"billing.invoices\"",
-                );
-            }
-        }
-    }
-    grant
-}
-
-fn list_items(list: &Option<SpannedList>) -> &[Spanned<String>] {
-    list.as_ref().map_or(&[], |l| l.get_ref().as_slice())
-}
-
-/// Grants name tables exactly (no wildcards): a grant is a reviewable list.
-fn is_table_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('.').count() <= 3
-        && name.split('.').all(|part| {
-            let mut chars = part.chars();
-            matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-                && chars
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        })
-}
-
-pub(crate) fn stripe_grant(raw: &RawStripe, diags: &mut Diagnostics) -> StripeGrant {
-    let mut grant = StripeGrant::default();
-    for op in list_items(&raw.operations) {
-        let name = op.get_ref().trim();
-        let valid = name.split('.').count() >= 2
-            && name.split('.').all(|part| {
-                !part.is_empty()
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            });
-        if valid && crate::capability::stripe_operation(name).is_none() {
-            let known: Vec<&str> = crate::capability::stripe_operation_names().collect();
-            let help = match closest(name, known.iter().copied()) {
-                Some(best) => format!(
-                    "did you mean {best:?}? the host supports: {}",
-                    known.join(", ")
-                ),
-                None => format!("the host supports: {}", known.join(", ")),
-            };
-            diags.error_with_help(
-                op.span(),
-                format!("unknown Stripe operation {:?}", op.get_ref()),
-                help,
-            );
-        } else if valid {
-            grant.operations.insert(name.to_string());
-        } else {
-            diags.error_with_help(
-                op.span(),
-                format!("invalid Stripe operation {:?}", op.get_ref()),
-                "write `resource.action`, like \"refunds.create\" or \"subscriptions.retrieve\"",
-            );
-        }
-    }
-    grant.max_refund_amount = positive_amount(&raw.max_refund_amount, "max_refund_amount", diags);
-    grant.max_refund_total = positive_amount(&raw.max_refund_total, "max_refund_total", diags);
-    grant.max_writes = positive_amount(&raw.max_writes, "max_writes", diags)
-        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-    grant
-}
-
-fn positive_amount(
-    value: &Option<Spanned<i64>>,
-    key: &str,
-    diags: &mut Diagnostics,
-) -> Option<i64> {
-    let value = value.as_ref()?;
-    let v = *value.get_ref();
-    if v < 0 {
-        diags.error(
-            value.span(),
-            format!("`{key}` must not be negative, found {v}"),
-        );
-        return None;
-    }
-    Some(v)
-}
-
-pub(crate) fn webhook_grant(raw: &RawWebhook, diags: &mut Diagnostics) -> WebhookGrant {
-    let mut grant = WebhookGrant::default();
-    for endpoint in list_items(&raw.endpoints) {
-        let name = endpoint.get_ref().trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            diags.error_with_help(
-                endpoint.span(),
-                format!("invalid webhook endpoint name {:?}", endpoint.get_ref()),
-                "name an endpoint from `[webhooks.<name>]` in runbook.toml, like \"app\"",
-            );
-        } else {
-            grant.endpoints.insert(name.to_string());
-        }
-    }
-    grant
-}
-
-pub(crate) fn email_grant(raw: &RawEmail, diags: &mut Diagnostics) -> EmailGrant {
-    let recipients = recipients(&raw.recipients, diags);
-    let max_per_run = raw.max_per_run.as_ref().and_then(|m| {
-        let v = *m.get_ref();
-        match u32::try_from(v) {
-            Ok(n) if n >= 1 => Some(n),
-            _ => {
-                diags.error(
-                    m.span(),
-                    format!(
-                        "`max_per_run` must be between 1 and {}, found {v}",
-                        u32::MAX
-                    ),
-                );
-                None
-            }
-        }
-    });
-    EmailGrant {
-        recipients,
-        max_per_run,
-    }
-}
-
-pub(crate) fn recipients(list: &Option<SpannedList>, diags: &mut Diagnostics) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for r in list_items(list) {
-        // Rendered when the step starts; the rendered addresses are checked then.
-        if r.get_ref().contains("{{") {
-            out.push(r.get_ref().trim().to_string());
-            continue;
-        }
-        let pattern = r.get_ref().trim().to_lowercase();
-        let valid = match pattern.split_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !domain.contains('@')
-                    && !pattern.chars().any(char::is_whitespace)
-            }
-            None => false,
-        };
-        if !valid {
-            diags.error_with_help(
-                r.span(),
-                format!("invalid recipient pattern {:?}", r.get_ref()),
-                "write an address or a pattern with `*`, like \"ops@example.com\" or \"*@example.com\"",
-            );
-        } else if !out.contains(&pattern) {
-            out.push(pattern);
-        }
-    }
-    out
-}
-
-pub(crate) struct Missing {
-    pub text: String,
-    pub help: String,
-}
-
-/// What the plugin's manifest says it needs that the step's grants do not give.
-pub(crate) fn missing_grants(
-    step_label: &str,
-    plugin: &str,
-    needs: &Grants,
-    grants: &Grants,
-) -> Vec<Missing> {
-    let mut out = Vec::new();
-    for (kind, table) in grants.db.missing(&needs.db) {
-        out.push(Missing {
-            text: format!(
-                "{step_label}: plugin {plugin:?} needs {kind} on table {table:?}, which this step does not grant"
-            ),
-            help: format!("add it to the step: `[steps.grants.db]` {kind} = [{table:?}]"),
-        });
-    }
-    if let Some(needed) = &needs.stripe {
-        let granted = grants.stripe.as_ref().map(|s| &s.operations);
-        let missing: Vec<&String> = needed
-            .operations
-            .iter()
-            .filter(|op| !granted.is_some_and(|g| g.contains(*op)))
-            .collect();
-        for op in missing {
-            out.push(Missing {
-                text: format!(
-                    "{step_label}: plugin {plugin:?} needs Stripe operation {op:?}, which this step does not grant"
-                ),
-                help: format!("add it to the step: `[steps.grants.stripe]` operations = [{op:?}]"),
-            });
-        }
-        if needed.operations.is_empty() && granted.is_none() {
-            out.push(Missing {
-                text: format!(
-                    "{step_label}: plugin {plugin:?} needs Stripe access, which this step does not grant"
-                ),
-                help: "add a `[steps.grants.stripe]` table listing the operations".to_string(),
-            });
-        }
-    }
-    if needs.webhook.is_some() && grants.webhook.is_none() {
-        out.push(Missing {
-            text: format!(
-                "{step_label}: plugin {plugin:?} needs to deliver webhooks, which this step does not grant"
-            ),
-            help: "add a `[steps.grants.webhook]` table with `endpoints`".to_string(),
-        });
-    }
-    if let Some(needed) = &needs.email {
-        match &grants.email {
-            None => out.push(Missing {
-                text: format!(
-                    "{step_label}: plugin {plugin:?} needs to send email, which this step does not grant"
-                ),
-                help: "add a `[steps.grants.email]` table with `recipients`".to_string(),
-            }),
-            Some(granted) => {
-                for r in &needed.recipients {
-                    if !granted.recipients.iter().any(|p| pattern_covers(p, r)) {
-                        out.push(Missing {
-                            text: format!(
-                                "{step_label}: plugin {plugin:?} needs to email {r:?}, which this step does not grant"
-                            ),
-                            help: format!(
-                                "add it to the step: `[steps.grants.email]` recipients = [{r:?}]"
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Whether the grant pattern `pattern` (`*` matches any text) covers `wanted`, which may
-/// itself be a pattern: its `*` is matched as a literal, so `*@a.com` covers `*@a.com`
-/// and `x@a.com` but `x@a.com` does not cover `*@a.com`.
-pub(crate) fn pattern_covers(pattern: &str, wanted: &str) -> bool {
-    crate::capability::glob_match(pattern, wanted)
-}
+#[cfg(test)]
+mod tests;

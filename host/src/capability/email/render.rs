@@ -36,7 +36,7 @@ pub fn render_template(dir: &Path, name: &str, context: &Value) -> Result<Render
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     // Plain text mail: nothing to escape.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    let context = crate::runbook::template::json_to_value(context);
+    let context = crate::template::json_to_value(context);
     let render = |what: &str, source: &str| {
         env.render_str(source, &context)
             .map_err(|e| format!("email template `{name}` {what}: {e}"))

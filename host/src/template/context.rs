@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::template::json_to_value;
+use super::value::json_to_value;
 
 /// What templates can be rendered against: a run's [`RunContext`], or plain JSON (tests,
 /// one-off renders such as the concurrency key).
@@ -77,7 +77,7 @@ impl TemplateContext for RunContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runbook::Templates;
+    use crate::template::Templates;
     use serde_json::json;
 
     #[test]

@@ -1,16 +1,17 @@
 //! Run-time templating of step inputs and `when` conditions (minijinja, strict undefined),
 //! and the compile-time view of the same templates that load-time validation checks.
 
+pub mod context;
+mod value;
+
 use std::collections::HashSet;
 
-use minijinja::value::ValueKind;
 use minijinja::{Environment, UndefinedBehavior};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
-use super::context::TemplateContext;
-
-/// Nesting deeper than this in a template result is refused rather than followed.
-const MAX_DEPTH: usize = 128;
+pub use context::{RunContext, TemplateContext};
+pub(crate) use value::json_to_value;
+use value::value_to_json;
 
 /// A step's input or condition could not be evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -268,80 +269,117 @@ impl Templates {
     }
 }
 
-/// serde_json → minijinja without minijinja's optional serde support.
-pub(crate) fn json_to_value(v: &Value) -> minijinja::Value {
-    match v {
-        Value::Null => minijinja::Value::from(()),
-        Value::Bool(b) => minijinja::Value::from(*b),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                minijinja::Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                minijinja::Value::from(u)
-            } else {
-                minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        Value::String(s) => minijinja::Value::from(s.as_str()),
-        Value::Array(items) => items.iter().map(json_to_value).collect(),
-        Value::Object(map) => {
-            minijinja::Value::from_pairs(map.iter().map(|(k, v)| (k.as_str(), json_to_value(v))))
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
 
-fn value_to_json(v: &minijinja::Value, depth: usize) -> Result<Value, String> {
-    if depth > MAX_DEPTH {
-        return Err("nested too deeply".to_string());
-    }
-    Ok(match v.kind() {
-        ValueKind::Undefined => return Err("contains an undefined value".to_string()),
-        ValueKind::None => Value::Null,
-        ValueKind::Bool => Value::Bool(v.is_true()),
-        ValueKind::Number => number_to_json(v)?,
-        ValueKind::String | ValueKind::Bytes => match v.as_str() {
-            Some(s) => Value::String(s.to_string()),
-            None => Value::String(v.to_string()),
-        },
-        ValueKind::Seq | ValueKind::Iterable => {
-            let iter = v.try_iter().map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            for item in iter {
-                out.push(value_to_json(&item, depth + 1)?);
-            }
-            Value::Array(out)
-        }
-        ValueKind::Map => {
-            let iter = v.try_iter().map_err(|e| e.to_string())?;
-            let mut out = Map::new();
-            for key in iter {
-                let item = v.get_item(&key).map_err(|e| e.to_string())?;
-                let key = match key.as_str() {
-                    Some(s) => s.to_string(),
-                    None => key.to_string(),
-                };
-                out.insert(key, value_to_json(&item, depth + 1)?);
-            }
-            Value::Object(out)
-        }
-        ValueKind::Plain => Value::String(v.to_string()),
-        ValueKind::Invalid => return Err(v.to_string()),
-        // ValueKind is non-exhaustive; a future kind still has a text form.
-        _ => Value::String(v.to_string()),
-    })
-}
+    use super::*;
 
-fn number_to_json(v: &minijinja::Value) -> Result<Value, String> {
-    if v.is_integer() {
-        if let Ok(i) = i64::try_from(v.clone()) {
-            return Ok(Value::from(i));
-        }
-        if let Ok(u) = u64::try_from(v.clone()) {
-            return Ok(Value::from(u));
-        }
+    fn ctx() -> serde_json::Value {
+        json!({
+            "params": {"window_hours": 24, "name": "acme", "ratio": 0.5, "flag": true, "none": null},
+            "steps": {
+                "assess": {"output": {"count": 3, "ids": [1, 2], "ok": true}, "status": "succeeded"},
+                "skip": {"output": null, "status": "skipped"}
+            }
+        })
     }
-    let f = f64::try_from(v.clone()).map_err(|e| e.to_string())?;
-    Number::from_f64(f)
-        .map(Value::Number)
-        .ok_or_else(|| format!("{f} is not a finite number"))
+
+    #[test]
+    fn whole_expression_strings_keep_their_type() {
+        let t = Templates::new();
+        let input = json!({
+            "n": "{{ params.window_hours }}",
+            "padded": "  {{ params.window_hours * 2 }}  ",
+            "f": "{{ params.ratio }}",
+            "b": "{{ params.flag }}",
+            "null": "{{ params.none }}",
+            "obj": "{{ steps.assess.output }}",
+            "list": "{{ steps.assess.output.ids }}",
+            "trim": "{{- params.name -}}",
+            "str": "{{ params.name }}",
+            "nested": {"deep": ["{{ steps.assess.output.count }}", 7, false]},
+            "untouched": 5,
+        });
+        let out = t.render_input(&input, &ctx()).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "n": 24,
+                "padded": 48,
+                "f": 0.5,
+                "b": true,
+                "null": null,
+                "obj": {"count": 3, "ids": [1, 2], "ok": true},
+                "list": [1, 2],
+                "trim": "acme",
+                "str": "acme",
+                "nested": {"deep": [3, 7, false]},
+                "untouched": 5,
+            })
+        );
+    }
+
+    #[test]
+    fn mixed_strings_render_as_text() {
+        let t = Templates::new();
+        let input = json!({
+            "a": "last {{ params.window_hours }} hours",
+            "b": "{{ params.name }}-{{ params.window_hours }}",
+            "c": "{% if steps.assess.output.ok %}yes{% else %}no{% endif %}",
+            "d": "plain text",
+            "e": "line\n",
+        });
+        let out = t.render_input(&input, &ctx()).unwrap();
+        assert_eq!(
+            out,
+            json!({"a": "last 24 hours", "b": "acme-24", "c": "yes", "d": "plain text", "e": "line\n"})
+        );
+    }
+
+    #[test]
+    fn strict_undefined_is_an_error() {
+        let t = Templates::new();
+        for input in [
+            json!({"x": "{{ params.missing }}"}),
+            json!({"x": "value: {{ params.missing }}"}),
+            json!({"x": ["{{ steps.nope.output.count }}"]}),
+            json!({"x": "{{ steps.skip.output.count }}"}),
+        ] {
+            let err = t.render_input(&input, &ctx()).unwrap_err();
+            assert!(err.to_string().starts_with("input.x"), "{err}");
+        }
+        let err = t
+            .render_input(&json!({"k": {"x": "{{ params.missing }}"}}), &ctx())
+            .unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::Undefined { location, expr } if location == "input.k.x" && expr == "params.missing"),
+            "{err:?}"
+        );
+        let err = t
+            .render_input(&json!({"x": "{{ oops"}), &ctx())
+            .unwrap_err();
+        assert!(matches!(err, TemplateError::Compile { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn eval_condition_uses_truthiness() {
+        let t = Templates::new();
+        let c = ctx();
+        assert!(t.eval_condition("params.window_hours > 0", &c).unwrap());
+        assert!(!t.eval_condition("params.window_hours > 100", &c).unwrap());
+        assert!(t.eval_condition("steps.assess.output.ids", &c).unwrap());
+        assert!(!t.eval_condition("steps.skip.output", &c).unwrap());
+        assert!(!t.eval_condition("''", &c).unwrap());
+        assert!(!t.eval_condition("0", &c).unwrap());
+        assert!(!t.eval_condition("[]", &c).unwrap());
+        assert!(t.eval_condition("'x'", &c).unwrap());
+        assert!(
+            t.eval_condition("steps.assess.status == 'succeeded'", &c)
+                .unwrap()
+        );
+        assert!(t.eval_condition("params.none is none", &c).unwrap());
+        assert!(t.eval_condition("params.missing", &c).is_err());
+        assert!(t.eval_condition("params.window_hours >", &c).is_err());
+    }
 }

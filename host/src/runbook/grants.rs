@@ -1,0 +1,525 @@
+//! The grant tables of a step (`[steps.grants.db]`, `stripe`, `webhook`, `email`) and of
+//! a plugin manifest's `[capabilities]`, and what a plugin needs that a step does not grant.
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::diagnostic::Diagnostics;
+use super::raw::{
+    RawDb, RawEmail, RawGrants, RawStep, RawStripe, RawWebhook, Seg, Span, SpannedList, closest,
+    key_span,
+};
+use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
+use crate::grant::StatementKind;
+
+pub(super) fn grants(g: &RawGrants, diags: &mut Diagnostics) -> Grants {
+    Grants {
+        db: g
+            .db
+            .as_ref()
+            .map(|db| db_grant(db.get_ref(), diags))
+            .unwrap_or_default(),
+        stripe: g.stripe.as_ref().map(|s| stripe_grant(s.get_ref(), diags)),
+        email: g.email.as_ref().map(|e| email_grant(e.get_ref(), diags)),
+        webhook: g
+            .webhook
+            .as_ref()
+            .map(|w| webhook_grant(w.get_ref(), diags)),
+    }
+}
+
+/// Where "needs X, which this step does not grant" points: the grants if the step has
+/// some (that is what to edit), otherwise the plugin that asks for them.
+pub(super) fn grants_span(tree: &DeTable<'_>, step_path: &[Seg], raw: &RawStep) -> Span {
+    let mut path = step_path.to_vec();
+    path.push(Seg::Key("grants".into()));
+    if raw.grants.is_some()
+        && let Some(span) = key_span(tree, &path)
+    {
+        return span;
+    }
+    raw.plugin.as_ref().map_or(0..0, |p| p.span())
+}
+
+pub(crate) fn db_grant(raw: &RawDb, diags: &mut Diagnostics) -> DbGrant {
+    let mut grant = DbGrant::default();
+    let lists = [
+        (StatementKind::Select, &raw.select, &mut grant.select),
+        (StatementKind::Insert, &raw.insert, &mut grant.insert),
+        (StatementKind::Update, &raw.update, &mut grant.update),
+        (StatementKind::Delete, &raw.delete, &mut grant.delete),
+        (StatementKind::Ddl, &raw.ddl, &mut grant.ddl),
+    ];
+    for (kind, list, out) in lists {
+        for table in list_items(list) {
+            let name = table.get_ref().trim().to_lowercase();
+            if is_table_name(&name) {
+                out.insert(name);
+            } else {
+                diags.error_with_help(
+                    table.span(),
+                    format!("invalid table name {:?} in `{kind}`", table.get_ref()),
+                    "name each table, plain or schema-qualified, like \"usage_quotas\" or \"billing.invoices\"",
+                );
+            }
+        }
+    }
+    grant
+}
+
+fn list_items(list: &Option<SpannedList>) -> &[Spanned<String>] {
+    list.as_ref().map_or(&[], |l| l.get_ref().as_slice())
+}
+
+/// Grants name tables exactly (no wildcards): a grant is a reviewable list.
+fn is_table_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').count() <= 3
+        && name.split('.').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+                && chars
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        })
+}
+
+pub(crate) fn stripe_grant(raw: &RawStripe, diags: &mut Diagnostics) -> StripeGrant {
+    let mut grant = StripeGrant::default();
+    for op in list_items(&raw.operations) {
+        let name = op.get_ref().trim();
+        let valid = name.split('.').count() >= 2
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            });
+        if valid && crate::capability::stripe_operation(name).is_none() {
+            let known: Vec<&str> = crate::capability::stripe_operation_names().collect();
+            let help = match closest(name, known.iter().copied()) {
+                Some(best) => format!(
+                    "did you mean {best:?}? the host supports: {}",
+                    known.join(", ")
+                ),
+                None => format!("the host supports: {}", known.join(", ")),
+            };
+            diags.error_with_help(
+                op.span(),
+                format!("unknown Stripe operation {:?}", op.get_ref()),
+                help,
+            );
+        } else if valid {
+            grant.operations.insert(name.to_string());
+        } else {
+            diags.error_with_help(
+                op.span(),
+                format!("invalid Stripe operation {:?}", op.get_ref()),
+                "write `resource.action`, like \"refunds.create\" or \"subscriptions.retrieve\"",
+            );
+        }
+    }
+    grant.max_refund_amount = positive_amount(&raw.max_refund_amount, "max_refund_amount", diags);
+    grant.max_refund_total = positive_amount(&raw.max_refund_total, "max_refund_total", diags);
+    grant.max_writes = positive_amount(&raw.max_writes, "max_writes", diags)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    grant
+}
+
+fn positive_amount(
+    value: &Option<Spanned<i64>>,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> Option<i64> {
+    let value = value.as_ref()?;
+    let v = *value.get_ref();
+    if v < 0 {
+        diags.error(
+            value.span(),
+            format!("`{key}` must not be negative, found {v}"),
+        );
+        return None;
+    }
+    Some(v)
+}
+
+pub(crate) fn webhook_grant(raw: &RawWebhook, diags: &mut Diagnostics) -> WebhookGrant {
+    let mut grant = WebhookGrant::default();
+    for endpoint in list_items(&raw.endpoints) {
+        let name = endpoint.get_ref().trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            diags.error_with_help(
+                endpoint.span(),
+                format!("invalid webhook endpoint name {:?}", endpoint.get_ref()),
+                "name an endpoint from `[webhooks.<name>]` in runbook.toml, like \"app\"",
+            );
+        } else {
+            grant.endpoints.insert(name.to_string());
+        }
+    }
+    grant
+}
+
+pub(crate) fn email_grant(raw: &RawEmail, diags: &mut Diagnostics) -> EmailGrant {
+    let recipients = recipients(&raw.recipients, diags);
+    let max_per_run = raw.max_per_run.as_ref().and_then(|m| {
+        let v = *m.get_ref();
+        match u32::try_from(v) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                diags.error(
+                    m.span(),
+                    format!(
+                        "`max_per_run` must be between 1 and {}, found {v}",
+                        u32::MAX
+                    ),
+                );
+                None
+            }
+        }
+    });
+    EmailGrant {
+        recipients,
+        max_per_run,
+    }
+}
+
+pub(crate) fn recipients(list: &Option<SpannedList>, diags: &mut Diagnostics) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in list_items(list) {
+        // Rendered when the step starts; the rendered addresses are checked then.
+        if r.get_ref().contains("{{") {
+            out.push(r.get_ref().trim().to_string());
+            continue;
+        }
+        let pattern = r.get_ref().trim().to_lowercase();
+        let valid = match pattern.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !pattern.chars().any(char::is_whitespace)
+            }
+            None => false,
+        };
+        if !valid {
+            diags.error_with_help(
+                r.span(),
+                format!("invalid recipient pattern {:?}", r.get_ref()),
+                "write an address or a pattern with `*`, like \"ops@example.com\" or \"*@example.com\"",
+            );
+        } else if !out.contains(&pattern) {
+            out.push(pattern);
+        }
+    }
+    out
+}
+
+pub(crate) struct Missing {
+    pub text: String,
+    pub help: String,
+}
+
+/// What the plugin's manifest says it needs that the step's grants do not give.
+pub(crate) fn missing_grants(
+    step_label: &str,
+    plugin: &str,
+    needs: &Grants,
+    grants: &Grants,
+) -> Vec<Missing> {
+    let mut out = Vec::new();
+    for (kind, table) in grants.db.missing(&needs.db) {
+        out.push(Missing {
+            text: format!(
+                "{step_label}: plugin {plugin:?} needs {kind} on table {table:?}, which this step does not grant"
+            ),
+            help: format!("add it to the step: `[steps.grants.db]` {kind} = [{table:?}]"),
+        });
+    }
+    if let Some(needed) = &needs.stripe {
+        let granted = grants.stripe.as_ref().map(|s| &s.operations);
+        let missing: Vec<&String> = needed
+            .operations
+            .iter()
+            .filter(|op| !granted.is_some_and(|g| g.contains(*op)))
+            .collect();
+        for op in missing {
+            out.push(Missing {
+                text: format!(
+                    "{step_label}: plugin {plugin:?} needs Stripe operation {op:?}, which this step does not grant"
+                ),
+                help: format!("add it to the step: `[steps.grants.stripe]` operations = [{op:?}]"),
+            });
+        }
+        if needed.operations.is_empty() && granted.is_none() {
+            out.push(Missing {
+                text: format!(
+                    "{step_label}: plugin {plugin:?} needs Stripe access, which this step does not grant"
+                ),
+                help: "add a `[steps.grants.stripe]` table listing the operations".to_string(),
+            });
+        }
+    }
+    if needs.webhook.is_some() && grants.webhook.is_none() {
+        out.push(Missing {
+            text: format!(
+                "{step_label}: plugin {plugin:?} needs to deliver webhooks, which this step does not grant"
+            ),
+            help: "add a `[steps.grants.webhook]` table with `endpoints`".to_string(),
+        });
+    }
+    if let Some(needed) = &needs.email {
+        match &grants.email {
+            None => out.push(Missing {
+                text: format!(
+                    "{step_label}: plugin {plugin:?} needs to send email, which this step does not grant"
+                ),
+                help: "add a `[steps.grants.email]` table with `recipients`".to_string(),
+            }),
+            Some(granted) => {
+                for r in &needed.recipients {
+                    if !granted.recipients.iter().any(|p| pattern_covers(p, r)) {
+                        out.push(Missing {
+                            text: format!(
+                                "{step_label}: plugin {plugin:?} needs to email {r:?}, which this step does not grant"
+                            ),
+                            help: format!(
+                                "add it to the step: `[steps.grants.email]` recipients = [{r:?}]"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether the grant pattern `pattern` (`*` matches any text) covers `wanted`, which may
+/// itself be a pattern: its `*` is matched as a literal, so `*@a.com` covers `*@a.com`
+/// and `x@a.com` but `x@a.com` does not cover `*@a.com`.
+pub(crate) fn pattern_covers(pattern: &str, wanted: &str) -> bool {
+    crate::capability::glob_match(pattern, wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
+    use crate::plugin::manifest::parse_plugin_manifest;
+    use crate::runbook::fixtures::{HEAD, errors, helps, set};
+
+    #[test]
+    fn invalid_grant_entries() {
+        let text = format!(
+            r#"{HEAD}[[steps]]
+id = "a"
+plugin = "echo"
+[steps.grants.db]
+select = ["bad name", "*", "public.ok"]
+[steps.grants.stripe]
+operations = ["refund"]
+[steps.grants.email]
+recipients = ["nobody", "*@example.com"]
+max_per_run = 0
+"#
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                (
+                    7,
+                    11,
+                    "invalid table name \"bad name\" in `select`".to_string()
+                ),
+                (7, 23, "invalid table name \"*\" in `select`".to_string()),
+                (9, 15, "invalid Stripe operation \"refund\"".to_string()),
+                (11, 15, "invalid recipient pattern \"nobody\"".to_string()),
+                (
+                    12,
+                    15,
+                    "`max_per_run` must be between 1 and 4294967295, found 0".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn grants_the_plugin_needs_but_the_step_does_not_give() {
+        let text = format!(
+            r#"{HEAD}[[steps]]
+id = "reset"
+plugin = "quota-reset"
+
+[[steps]]
+id = "reset2"
+plugin = "quota-reset"
+[steps.grants.db]
+select = ["usage_quotas"]
+
+[[steps]]
+id = "mail"
+plugin = "notify"
+
+[[steps]]
+id = "mail2"
+plugin = "notify"
+grants.email.recipients = ["*@other.com"]
+
+[[steps]]
+id = "refund"
+plugin = "refunder"
+"#
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                (
+                    5,
+                    10,
+                    "step \"reset\": plugin \"quota-reset\" needs select on table \"usage_quotas\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    5,
+                    10,
+                    "step \"reset\": plugin \"quota-reset\" needs update on table \"usage_quotas\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    10,
+                    8,
+                    "step \"reset2\": plugin \"quota-reset\" needs update on table \"usage_quotas\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    15,
+                    10,
+                    "step \"mail\": plugin \"notify\" needs to send email, which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    20,
+                    1,
+                    "step \"mail2\": plugin \"notify\" needs to email \"ops@example.com\", which this step does not grant"
+                        .to_string()
+                ),
+                (
+                    24,
+                    10,
+                    "step \"refund\": plugin \"refunder\" needs Stripe operation \"refunds.create\", which this step does not grant"
+                        .to_string()
+                ),
+            ]
+        );
+        let helps = helps(&text);
+        assert_eq!(
+            helps[2].as_deref(),
+            Some("add it to the step: `[steps.grants.db]` update = [\"usage_quotas\"]")
+        );
+    }
+
+    #[test]
+    fn email_patterns_cover_recipients() {
+        use super::pattern_covers;
+        assert!(pattern_covers("*@example.com", "ops@example.com"));
+        assert!(pattern_covers("*@example.com", "*@example.com"));
+        assert!(!pattern_covers("ops@example.com", "*@example.com"));
+        assert!(!pattern_covers("*@example.com", "ops@example.org"));
+        assert!(pattern_covers("*", "anything"));
+        assert!(pattern_covers("a*b*c", "aXXbYYc"));
+        assert!(!pattern_covers("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn plugin_manifest_parses() {
+        let text = r#"name = "quota-reset"
+version = "0.1.0"
+description = "Reset monthly API call quotas"
+[capabilities.db]
+select = ["usage_quotas"]
+update = ["Usage_Quotas"]
+[capabilities.stripe]
+operations = ["subscriptions.retrieve"]
+[capabilities.email]
+recipients = ["*@example.com"]
+"#;
+        let m = parse_plugin_manifest("quota-reset.toml", text).unwrap();
+        assert_eq!(m.name, "quota-reset");
+        assert_eq!(m.version, "0.1.0");
+        assert_eq!(m.description, "Reset monthly API call quotas");
+        assert_eq!(
+            m.needs,
+            Grants {
+                webhook: None,
+                db: DbGrant {
+                    select: set(&["usage_quotas"]),
+                    update: set(&["usage_quotas"]),
+                    ..DbGrant::default()
+                },
+                stripe: Some(StripeGrant {
+                    operations: set(&["subscriptions.retrieve"]),
+                    ..StripeGrant::default()
+                }),
+                email: Some(EmailGrant {
+                    recipients: vec!["*@example.com".into()],
+                    max_per_run: None,
+                }),
+            }
+        );
+
+        let bare = parse_plugin_manifest(
+            "echo.toml",
+            "name = \"echo\"\nversion = \"1.2.3-rc.1\"\ndescription = \"x\"\n[capabilities.email]\n",
+        )
+        .unwrap();
+        assert_eq!(bare.needs.db, DbGrant::default());
+        assert_eq!(bare.needs.email, Some(EmailGrant::default()));
+    }
+
+    #[test]
+    fn plugin_manifest_errors() {
+        let text = r#"name = "Quota Reset"
+version = "1.0"
+[capabilities]
+db.selct = ["x"]
+email.max_per_run = 3
+files = true
+[capabilities.stripe]
+operations = ["nope"]
+"#;
+        let err = parse_plugin_manifest("m.toml", text).unwrap_err();
+        let got: Vec<(usize, usize, String)> = err
+            .iter()
+            .map(|d| (d.line.unwrap(), d.column.unwrap(), d.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 1, "missing required key `description`".to_string()),
+                (1, 8, "invalid plugin name \"Quota Reset\"".to_string()),
+                (2, 11, "invalid version \"1.0\"".to_string()),
+                (4, 4, "unknown key `selct` in `capabilities.db`".to_string()),
+                (
+                    5,
+                    7,
+                    "unknown key `max_per_run` in `capabilities.email`".to_string()
+                ),
+                (6, 1, "unknown key `files` in `capabilities`".to_string()),
+                (8, 15, "invalid Stripe operation \"nope\"".to_string()),
+            ]
+        );
+
+        let err = parse_plugin_manifest("m.toml", "name = [\n").unwrap_err();
+        assert!(err.items()[0].message.starts_with("TOML syntax error"));
+        let err = parse_plugin_manifest("m.toml", "name = 1\n").unwrap_err();
+        assert_eq!(
+            err.items()[0].message,
+            "wrong type: found integer `1`, expected a string"
+        );
+    }
+}
