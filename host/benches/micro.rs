@@ -14,11 +14,11 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sqlx::Row;
 
+use runbook::capability::AnalysisCache;
 use runbook::capability::{
     CallSession, DbGrant, DbSession, Grants, RunBudget, Services, StepCapabilities, StepContext,
 };
 use runbook::config::Config;
-use runbook::grant::AnalysisCache;
 use runbook::runtime::{LoadedPlugin, PluginOutcome, Runtime, StepLimits, StepState};
 use runbook::state::StateStore;
 use runbook::target::TargetDb;

@@ -7,7 +7,6 @@ pub mod cli;
 pub mod config;
 mod contract;
 pub mod exec;
-pub mod grant;
 pub mod plugin;
 pub mod runbook;
 pub mod runtime;

@@ -23,7 +23,7 @@ use wasmtime::component::{HasData, Linker};
 
 pub use budget::RunBudget;
 pub use calls::{CallSession, MAX_LOG_LINES, StepContext, StepRecording};
-pub use db::{DbGrant, DbSession};
+pub use db::{AnalysisCache, DbGrant, DbSession, SqlAccess, SqlDialect, SqlError, StatementKind};
 pub use email::{EmailGrant, glob_match};
 pub use grants::{Grants, Interface};
 pub use redact::redact;

@@ -9,11 +9,11 @@ use clap::Args;
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
 use super::session::{Reported, Session, redact_url};
+use crate::capability::AnalysisCache;
 use crate::capability::Services;
 use crate::exec::{
     ExecError, Executor, Plan, RunObserver, RunReport, StepReport, may_approve, parse_cli_params,
 };
-use crate::grant::AnalysisCache;
 use crate::runbook::{Runbook, Step};
 use crate::runtime::Runtime;
 use crate::state::{ApprovalRecord, ApprovalRequest, Decision, RunState};

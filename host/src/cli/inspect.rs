@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK};
 use super::session::{Reported, Session, report_diagnostics};
+use crate::capability::StatementKind;
 use crate::capability::{Grants, Interface};
-use crate::grant::StatementKind;
 use crate::runbook::load_runbook;
 use crate::runtime::Runtime;
 

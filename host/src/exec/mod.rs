@@ -29,8 +29,8 @@ pub use report::{AwaitingApproval, RollbackReport, RunReport, StepReport};
 
 use preflight::Plugins;
 
+use crate::capability::AnalysisCache;
 use crate::capability::{RunBudget, Services};
-use crate::grant::AnalysisCache;
 use crate::plugin::PluginDirectory;
 use crate::runbook::{Runbook, Step};
 use crate::runtime::{Runtime, StepLimits};

@@ -9,8 +9,8 @@ use super::raw::{
     RawDb, RawEmail, RawGrants, RawStep, RawStripe, RawWebhook, Seg, Span, SpannedList, closest,
     key_span,
 };
+use crate::capability::StatementKind;
 use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
-use crate::grant::StatementKind;
 
 pub(super) fn grants(g: &RawGrants, diags: &mut Diagnostics) -> Grants {
     Grants {

@@ -15,8 +15,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
-use crate::grant::SqlDialect;
 pub use value::{Column, Rows, SqlValue};
+
+/// Which SQL database the target is; decides how statements are parsed and how
+/// identifiers compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlDialect {
+    Postgres,
+    Sqlite,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {

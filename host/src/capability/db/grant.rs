@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::grant::{SqlAccess, StatementKind};
+use super::{SqlAccess, StatementKind};
 
 /// Tables per statement kind. Table names are compared lower-cased, as written
 /// (a schema-qualified name must be granted schema-qualified).

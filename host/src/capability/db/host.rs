@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use super::DbHost;
 use super::journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
+use super::{SqlAccess, SqlDialect, SqlError};
 use crate::capability::truncate;
 use crate::contract::db::{self, Column, Rows, SqlDialect as WitDialect};
 use crate::contract::types::{CallError, Value};
-use crate::grant::{SqlAccess, SqlDialect, SqlError};
 use crate::state::{CallDecision, LogLine};
 use crate::target::{SqlValue, StepTransaction, TargetError};
 
@@ -300,7 +300,7 @@ fn written_tables(access: &SqlAccess) -> Vec<&str> {
     access
         .needs
         .iter()
-        .filter(|(kind, _)| *kind != crate::grant::StatementKind::Select)
+        .filter(|(kind, _)| *kind != super::StatementKind::Select)
         .map(|(_, table)| table.as_str())
         .collect()
 }

@@ -6,17 +6,18 @@
 mod grant;
 mod host;
 mod journal;
+pub mod sql;
 
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
 pub use grant::{DbGrant, Denied};
+pub use sql::{AnalysisCache, SqlAccess, SqlDialect, SqlError, StatementKind};
 
 use super::calls::CallSession;
 use super::{Capability, Grants, HasCapabilities};
 use crate::contract::db;
-use crate::grant::AnalysisCache;
 use crate::state::CallRecord;
 use crate::target::{StepTransaction, TargetDb};
 use journal::StatementTotals;

@@ -82,11 +82,7 @@ impl FromStr for StatementKind {
 }
 
 /// The database a statement is written for; decides parsing and identifier case rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SqlDialect {
-    Postgres,
-    Sqlite,
-}
+pub use crate::target::SqlDialect;
 
 /// What one statement needs from the grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
