@@ -113,7 +113,7 @@ async fn decide(
         &detail.run.operator,
         &session.config.groups,
     ) {
-        output::error(&why);
+        output::error(&why.to_string());
         return Err(Reported(exit::INVALID));
     }
     let step_id = detail

@@ -278,7 +278,7 @@ impl RunObserver for Progress {
         step: &Step,
         request: &ApprovalRequest,
         actor: &str,
-        eligible: Result<(), String>,
+        eligible: Result<(), crate::exec::NotEligible>,
     ) -> Option<(Decision, Option<String>)> {
         if self.terminal && self.enabled {
             print!("\r\x1b[2K");

@@ -35,6 +35,20 @@ pub(super) fn is_listed(approvers: &[String], actor: &str, groups: &Groups) -> b
     })
 }
 
+/// Why someone may not decide on an approval.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotEligible {
+    #[error("{actor} is not an approver of this step (approvers: {})", approvers.join(", "))]
+    NotAnApprover {
+        actor: String,
+        approvers: Vec<String>,
+    },
+    #[error("{actor} started this run and may not approve it (the step does not set allow_self)")]
+    StartedTheRun { actor: String },
+    #[error("{actor} has already decided on this approval")]
+    AlreadyDecided { actor: String },
+}
+
 /// Whether `actor` may decide on `record`: named directly or through a group, not the
 /// person who started the run unless the step allows it, and not twice.
 pub fn may_approve(
@@ -42,30 +56,22 @@ pub fn may_approve(
     actor: &str,
     run_operator: &str,
     groups: &Groups,
-) -> Result<(), String> {
-    let listed = record
-        .request
-        .approvers
-        .iter()
-        .any(|a| match a.strip_prefix("group:") {
-            Some(group) => groups
-                .get(group)
-                .is_some_and(|m| m.iter().any(|x| x == actor)),
-            None => a == actor,
+) -> Result<(), NotEligible> {
+    if !is_listed(&record.request.approvers, actor, groups) {
+        return Err(NotEligible::NotAnApprover {
+            actor: actor.to_string(),
+            approvers: record.request.approvers.clone(),
         });
-    if !listed {
-        return Err(format!(
-            "{actor} is not an approver of this step (approvers: {})",
-            record.request.approvers.join(", ")
-        ));
     }
     if actor == run_operator && !record.request.allow_self {
-        return Err(format!(
-            "{actor} started this run and may not approve it (the step does not set allow_self)"
-        ));
+        return Err(NotEligible::StartedTheRun {
+            actor: actor.to_string(),
+        });
     }
     if record.decisions.iter().any(|d| d.actor == actor) {
-        return Err(format!("{actor} has already decided on this approval"));
+        return Err(NotEligible::AlreadyDecided {
+            actor: actor.to_string(),
+        });
     }
     Ok(())
 }

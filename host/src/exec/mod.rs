@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use approval::{Groups, may_approve};
+pub use approval::{Groups, NotEligible, may_approve};
 pub use error::{ErrorKind, ExecError};
 pub use plan::Plan;
 pub use report::{AwaitingApproval, RollbackReport, RunReport, StepReport};
@@ -50,7 +50,7 @@ pub trait RunObserver {
         _step: &Step,
         _request: &crate::state::ApprovalRequest,
         _actor: &str,
-        _eligible: Result<(), String>,
+        _eligible: Result<(), NotEligible>,
     ) -> Option<(crate::state::Decision, Option<String>)> {
         None
     }

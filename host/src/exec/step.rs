@@ -19,7 +19,26 @@ use crate::state::{
     StepStatus,
 };
 use crate::target::StepTransaction;
-use crate::template::RunContext;
+use crate::template::{RunContext, TemplateError};
+
+/// Why a step could not be made ready to run: its condition, input or a templated grant
+/// did not render from the run's data.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PrepareError {
+    #[error("`when` condition: {0}")]
+    Condition(TemplateError),
+    #[error("input: {0}")]
+    Input(TemplateError),
+    #[error("email recipients {entry:?}: {source}")]
+    Recipients {
+        entry: String,
+        source: TemplateError,
+    },
+    #[error(
+        "email recipients {entry:?} rendered {rendered}, which is not an email address (patterns cannot come from data)"
+    )]
+    NotAnAddress { entry: String, rendered: Value },
+}
 
 /// What an attempt runs: a step (or a rollback, as a step of its own) with its plugin,
 /// journaled under `journal_index` (negative for rollbacks).
@@ -120,7 +139,7 @@ impl Executor<'_> {
             ));
         }
         match prepared {
-            Err(message) => error = Some(message),
+            Err(e) => error = Some(e.to_string()),
             Ok(None) => status = StepStatus::Skipped,
             Ok(Some((mut input, mut grants))) => {
                 let last = first_attempt + step.retry.attempts.max(1) - 1;
@@ -140,8 +159,8 @@ impl Executor<'_> {
                         match self.prepare(step, context) {
                             Ok(Some((i, g))) => (input, grants) = (i, g),
                             Ok(None) => break,
-                            Err(message) => {
-                                error = Some(message);
+                            Err(e) => {
+                                error = Some(e.to_string());
                                 break;
                             }
                         }
@@ -209,12 +228,12 @@ impl Executor<'_> {
         &self,
         step: &Step,
         context: &RunContext,
-    ) -> Result<Option<(Value, Grants)>, String> {
+    ) -> Result<Option<(Value, Grants)>, PrepareError> {
         if let Some(condition) = &step.when {
             let run = self
                 .templates
                 .eval_condition(condition, context)
-                .map_err(|e| format!("`when` condition: {e}"))?;
+                .map_err(PrepareError::Condition)?;
             if !run {
                 return Ok(None);
             }
@@ -222,13 +241,13 @@ impl Executor<'_> {
         let input = self
             .templates
             .render_input(&step.input, context)
-            .map_err(|e| format!("input: {e}"))?;
+            .map_err(PrepareError::Input)?;
         let grants = self.render_grants(step, context)?;
         Ok(Some((input, grants)))
     }
 
     /// Email recipients written as templates become the addresses earlier steps found.
-    fn render_grants(&self, step: &Step, context: &RunContext) -> Result<Grants, String> {
+    fn render_grants(&self, step: &Step, context: &RunContext) -> Result<Grants, PrepareError> {
         let mut grants = step.grants.clone();
         let Some(email) = &mut grants.email else {
             return Ok(grants);
@@ -242,15 +261,19 @@ impl Executor<'_> {
             let rendered = self
                 .templates
                 .render_string(entry, context)
-                .map_err(|e| format!("email recipients {entry:?}: {e}"))?;
+                .map_err(|source| PrepareError::Recipients {
+                    entry: entry.clone(),
+                    source,
+                })?;
             let mut push = |v: &Value| match v.as_str() {
                 Some(s) if s.contains('@') && !s.contains('*') => {
                     recipients.push(s.trim().to_lowercase());
                     Ok(())
                 }
-                _ => Err(format!(
-                    "email recipients {entry:?} rendered {v}, which is not an email address (patterns cannot come from data)"
-                )),
+                _ => Err(PrepareError::NotAnAddress {
+                    entry: entry.clone(),
+                    rendered: v.clone(),
+                }),
             };
             match &rendered {
                 Value::Array(items) => items.iter().try_for_each(&mut push)?,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 pub use context::{RunContext, TemplateContext};
 pub(crate) use value::json_to_value;
-use value::value_to_json;
+use value::{NotJson, value_to_json};
 
 /// A step's input or condition could not be evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum TemplateError {
     #[error("{location}: `{expr}` is undefined")]
     Undefined { location: String, expr: String },
     #[error("{location}: result is not representable as JSON: {reason}")]
-    NotJson { location: String, reason: String },
+    NotJson { location: String, reason: NotJson },
 }
 
 /// How a string in a step input is treated.

@@ -29,12 +29,32 @@ pub(crate) fn json_to_value(v: &Value) -> minijinja::Value {
     }
 }
 
-pub(super) fn value_to_json(v: &minijinja::Value, depth: usize) -> Result<Value, String> {
+/// Why a template's result has no JSON form.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotJson {
+    #[error("nested too deeply")]
+    TooDeep,
+    #[error("contains an undefined value")]
+    Undefined,
+    #[error("{0} is not a finite number")]
+    NotFinite(f64),
+    /// minijinja could not iterate, index or convert the value (its own words).
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl From<minijinja::Error> for NotJson {
+    fn from(e: minijinja::Error) -> NotJson {
+        NotJson::Unreadable(e.to_string())
+    }
+}
+
+pub(super) fn value_to_json(v: &minijinja::Value, depth: usize) -> Result<Value, NotJson> {
     if depth > MAX_DEPTH {
-        return Err("nested too deeply".to_string());
+        return Err(NotJson::TooDeep);
     }
     Ok(match v.kind() {
-        ValueKind::Undefined => return Err("contains an undefined value".to_string()),
+        ValueKind::Undefined => return Err(NotJson::Undefined),
         ValueKind::None => Value::Null,
         ValueKind::Bool => Value::Bool(v.is_true()),
         ValueKind::Number => number_to_json(v)?,
@@ -43,7 +63,7 @@ pub(super) fn value_to_json(v: &minijinja::Value, depth: usize) -> Result<Value,
             None => Value::String(v.to_string()),
         },
         ValueKind::Seq | ValueKind::Iterable => {
-            let iter = v.try_iter().map_err(|e| e.to_string())?;
+            let iter = v.try_iter()?;
             let mut out = Vec::new();
             for item in iter {
                 out.push(value_to_json(&item, depth + 1)?);
@@ -51,10 +71,10 @@ pub(super) fn value_to_json(v: &minijinja::Value, depth: usize) -> Result<Value,
             Value::Array(out)
         }
         ValueKind::Map => {
-            let iter = v.try_iter().map_err(|e| e.to_string())?;
+            let iter = v.try_iter()?;
             let mut out = Map::new();
             for key in iter {
-                let item = v.get_item(&key).map_err(|e| e.to_string())?;
+                let item = v.get_item(&key)?;
                 let key = match key.as_str() {
                     Some(s) => s.to_string(),
                     None => key.to_string(),
@@ -64,13 +84,13 @@ pub(super) fn value_to_json(v: &minijinja::Value, depth: usize) -> Result<Value,
             Value::Object(out)
         }
         ValueKind::Plain => Value::String(v.to_string()),
-        ValueKind::Invalid => return Err(v.to_string()),
+        ValueKind::Invalid => return Err(NotJson::Unreadable(v.to_string())),
         // ValueKind is non-exhaustive; a future kind still has a text form.
         _ => Value::String(v.to_string()),
     })
 }
 
-fn number_to_json(v: &minijinja::Value) -> Result<Value, String> {
+fn number_to_json(v: &minijinja::Value) -> Result<Value, NotJson> {
     if v.is_integer() {
         if let Ok(i) = i64::try_from(v.clone()) {
             return Ok(Value::from(i));
@@ -79,8 +99,8 @@ fn number_to_json(v: &minijinja::Value) -> Result<Value, String> {
             return Ok(Value::from(u));
         }
     }
-    let f = f64::try_from(v.clone()).map_err(|e| e.to_string())?;
+    let f = f64::try_from(v.clone())?;
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| format!("{f} is not a finite number"))
+        .ok_or(NotJson::NotFinite(f))
 }

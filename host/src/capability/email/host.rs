@@ -39,7 +39,7 @@ impl EmailHost<'_> {
             mailboxes.push(mailbox);
         }
         let rendered = render_template(&self.step.service.templates, &message.template, &context)
-            .map_err(CallError::Invalid)?;
+            .map_err(|e| CallError::Invalid(e.to_string()))?;
         let params = json!({ "to": to, "template": message.template, "subject": rendered.subject });
         let call = self.calls.begin_call(
             "email",
@@ -140,7 +140,10 @@ async fn deliver_email(
     message_id: &str,
 ) -> Result<(), CallError> {
     {
-        let from = email.from.clone().map_err(CallError::Unavailable)?;
+        let from = email
+            .from
+            .clone()
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
         let mut builder = lettre::Message::builder()
             .from(from)
             .subject(rendered.subject.clone())
@@ -155,7 +158,7 @@ async fn deliver_email(
         match email
             .transport
             .as_ref()
-            .map_err(|e| CallError::Unavailable(e.clone()))?
+            .map_err(|e| CallError::Unavailable(e.to_string()))?
         {
             MailTransport::Smtp(smtp) => smtp
                 .send(message)

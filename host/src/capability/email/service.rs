@@ -10,9 +10,20 @@ use lettre::message::Mailbox;
 use crate::config::{Config, EmailDelivery, SmtpConfig, SmtpTls};
 
 pub struct EmailService {
-    pub from: Result<Mailbox, String>,
+    pub from: Result<Mailbox, EmailUnavailable>,
     pub templates: PathBuf,
-    pub transport: Result<MailTransport, String>,
+    pub transport: Result<MailTransport, EmailUnavailable>,
+}
+
+/// Why this host cannot send mail as configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailUnavailable {
+    #[error("email.from {from:?}: {reason}")]
+    BadSender { from: String, reason: String },
+    #[error("SMTP {host}: {reason}")]
+    Smtp { host: String, reason: String },
+    #[error("SMTP password: set ${env} in the host's environment")]
+    NoPassword { env: String },
 }
 
 pub enum MailTransport {
@@ -40,7 +51,12 @@ impl EmailService {
                 .email
                 .from
                 .parse()
-                .map_err(|e| format!("email.from {:?}: {e}", config.email.from)),
+                .map_err(
+                    |e: lettre::address::AddressError| EmailUnavailable::BadSender {
+                        from: config.email.from.clone(),
+                        reason: e.to_string(),
+                    },
+                ),
             templates: config.template_dir.clone(),
             transport,
         }
@@ -49,22 +65,27 @@ impl EmailService {
 
 fn smtp_transport(
     smtp: &SmtpConfig,
-) -> Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, String> {
+) -> Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, EmailUnavailable> {
     use lettre::AsyncSmtpTransport as Smtp;
+    let relay_error = |e: lettre::transport::smtp::Error| EmailUnavailable::Smtp {
+        host: smtp.host.clone(),
+        reason: e.to_string(),
+    };
     let builder = match smtp.tls {
         SmtpTls::None => Smtp::<lettre::Tokio1Executor>::builder_dangerous(&smtp.host),
-        SmtpTls::Starttls => Smtp::<lettre::Tokio1Executor>::starttls_relay(&smtp.host)
-            .map_err(|e| format!("SMTP {}: {e}", smtp.host))?,
-        SmtpTls::Tls => Smtp::<lettre::Tokio1Executor>::relay(&smtp.host)
-            .map_err(|e| format!("SMTP {}: {e}", smtp.host))?,
+        SmtpTls::Starttls => {
+            Smtp::<lettre::Tokio1Executor>::starttls_relay(&smtp.host).map_err(relay_error)?
+        }
+        SmtpTls::Tls => Smtp::<lettre::Tokio1Executor>::relay(&smtp.host).map_err(relay_error)?,
     };
     let mut builder = builder
         .port(smtp.port)
         .timeout(Some(Duration::from_secs(30)));
     if let Some(user) = &smtp.username {
         let password = match &smtp.password_env {
-            Some(var) => std::env::var(var)
-                .map_err(|_| format!("SMTP password: set ${var} in the host's environment"))?,
+            Some(var) => {
+                std::env::var(var).map_err(|_| EmailUnavailable::NoPassword { env: var.clone() })?
+            }
             None => String::new(),
         };
         builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(

@@ -22,6 +22,19 @@ use crate::state::CallDecision;
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
+/// A Stripe write the step's budgets do not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum OverBudget {
+    #[error("this step may make at most {max} Stripe write(s) per run, and has made {made}")]
+    Writes { max: u32, made: u32 },
+    #[error("a refund of {amount} exceeds this step's limit of {max} per refund")]
+    RefundAmount { amount: i64, max: i64 },
+    #[error(
+        "a refund of {amount} would bring this run's refunds to {total}, over this step's limit of {max}"
+    )]
+    RefundTotal { amount: i64, total: i64, max: i64 },
+}
+
 /// A failed send; `transient` when it was still a 429/5xx/transport failure after every
 /// retry, so the step as a whole may be retried (see `EffectSession::transient`).
 struct SendError {
@@ -92,7 +105,7 @@ impl StripeHost<'_> {
         let service = match &step.service.client {
             Ok(s) => s,
             Err(reason) => {
-                let reason = reason.clone();
+                let reason = reason.to_string();
                 let record = self.calls.record(
                     &call,
                     CallDecision::Allowed,
@@ -128,10 +141,10 @@ impl StripeHost<'_> {
         if let Some(key) = &key
             && !self.calls.budget.charged(key)
         {
-            if let Err(reason) = self.check_budget(refund) {
+            if let Err(over) = self.check_budget(refund) {
                 let target = format!("stripe:{operation}");
                 return Err(CallError::Denied(
-                    self.calls.deny_call(&call, &target, reason).await,
+                    self.calls.deny_call(&call, &target, over.to_string()).await,
                 ));
             }
             self.calls
@@ -185,7 +198,7 @@ impl StripeHost<'_> {
     }
 
     /// The step's Stripe budgets, checked before a write is made.
-    fn check_budget(&self, refund: Option<i64>) -> Result<(), String> {
+    fn check_budget(&self, refund: Option<i64>) -> Result<(), OverBudget> {
         let Some(grant) = &self.step.grant else {
             return Ok(());
         };
@@ -193,26 +206,25 @@ impl StripeHost<'_> {
         if let Some(max) = grant.max_writes
             && spent.stripe_writes >= max
         {
-            return Err(format!(
-                "this step may make at most {max} Stripe write(s) per run, and has made {}",
-                spent.stripe_writes
-            ));
+            return Err(OverBudget::Writes {
+                max,
+                made: spent.stripe_writes,
+            });
         }
         if let Some(amount) = refund {
             if let Some(max) = grant.max_refund_amount
                 && amount > max
             {
-                return Err(format!(
-                    "a refund of {amount} exceeds this step's limit of {max} per refund"
-                ));
+                return Err(OverBudget::RefundAmount { amount, max });
             }
             if let Some(max) = grant.max_refund_total
                 && spent.refunded + amount > max
             {
-                return Err(format!(
-                    "a refund of {amount} would bring this run's refunds to {}, over this step's limit of {max}",
-                    spent.refunded + amount
-                ));
+                return Err(OverBudget::RefundTotal {
+                    amount,
+                    total: spent.refunded + amount,
+                    max,
+                });
             }
         }
         Ok(())
@@ -273,7 +285,9 @@ async fn send(
             return Err(CallError::Invalid(format!("`{}`: `id` must be a string", op.name)).into());
         }
     };
-    let path = op.path_for(id).map_err(CallError::Invalid)?;
+    let path = op
+        .path_for(id)
+        .map_err(|e| CallError::Invalid(e.to_string()))?;
     let strategy = match idempotency_key {
         Some(key) => RequestStrategy::Idempotent(
             stripe_client_core::IdempotencyKey::new(key)

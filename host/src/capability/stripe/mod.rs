@@ -12,8 +12,8 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 pub use grant::StripeGrant;
-pub use operations::{StripeOperation, stripe_operation, stripe_operation_names};
-pub use service::{StripeClient, StripeService};
+pub use operations::{BadId, StripeOperation, stripe_operation, stripe_operation_names};
+pub use service::{StripeClient, StripeService, StripeUnavailable};
 
 use super::calls::CallSession;
 use super::{Capability, Grants, HasCapabilities};

@@ -62,6 +62,15 @@ pub fn stripe_operation_names() -> impl Iterator<Item = &'static str> {
     OPERATIONS.iter().map(|o| o.name)
 }
 
+/// An operation's `id` parameter that cannot name a Stripe object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadId {
+    #[error("`{operation}` needs an `id` parameter")]
+    Missing { operation: &'static str },
+    #[error("`{operation}`: {id:?} is not a Stripe id")]
+    NotAnId { operation: &'static str, id: String },
+}
+
 impl StripeOperation {
     pub fn needs_id(&self) -> bool {
         self.path.contains("{id}")
@@ -69,10 +78,12 @@ impl StripeOperation {
 
     /// The request path with `id` filled in. Stripe ids are `[A-Za-z0-9_-]`; anything else
     /// could walk to another endpoint (`../`), so it is refused.
-    pub fn path_for(&self, id: Option<&str>) -> Result<String, String> {
+    pub fn path_for(&self, id: Option<&str>) -> Result<String, BadId> {
         match (self.needs_id(), id) {
             (false, _) => Ok(self.path.to_string()),
-            (true, None) => Err(format!("`{}` needs an `id` parameter", self.name)),
+            (true, None) => Err(BadId::Missing {
+                operation: self.name,
+            }),
             (true, Some(id)) => {
                 let valid = !id.is_empty()
                     && id.len() <= 255
@@ -82,7 +93,10 @@ impl StripeOperation {
                 if valid {
                     Ok(self.path.replace("{id}", id))
                 } else {
-                    Err(format!("`{}`: {id:?} is not a Stripe id", self.name))
+                    Err(BadId::NotAnId {
+                        operation: self.name,
+                        id: id.to_string(),
+                    })
                 }
             }
         }

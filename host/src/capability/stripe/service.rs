@@ -8,7 +8,16 @@ use crate::config::Config;
 /// `client` is `Err` with the reason Stripe calls cannot be made (no key in the
 /// environment, ...): a step that calls Stripe is answered `unavailable`.
 pub struct StripeService {
-    pub client: Result<StripeClient, String>,
+    pub client: Result<StripeClient, StripeUnavailable>,
+}
+
+/// Why this host cannot call Stripe. Never quotes the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StripeUnavailable {
+    #[error("no Stripe API key: set ${env} in the host's environment")]
+    NoKey { env: String },
+    #[error("the Stripe client could not be built from ${env} (not a usable API key?)")]
+    UnusableKey { env: String },
 }
 
 pub struct StripeClient {
@@ -42,17 +51,13 @@ impl StripeService {
                         timeout: config.stripe.timeout,
                     })
                     // The error may quote the key; say only that it is unusable.
-                    .map_err(|_| {
-                        format!(
-                            "the Stripe client could not be built from ${} (not a usable API key?)",
-                            config.stripe.api_key_env
-                        )
+                    .map_err(|_| StripeUnavailable::UnusableKey {
+                        env: config.stripe.api_key_env.clone(),
                     })
             }
-            _ => Err(format!(
-                "no Stripe API key: set ${} in the host's environment",
-                config.stripe.api_key_env
-            )),
+            _ => Err(StripeUnavailable::NoKey {
+                env: config.stripe.api_key_env.clone(),
+            }),
         };
         StripeService { client }
     }

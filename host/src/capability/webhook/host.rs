@@ -115,7 +115,7 @@ async fn post_signed(
         let secret = hook
             .secret
             .as_ref()
-            .map_err(|e| CallError::Unavailable(e.clone()))?;
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(secret, timestamp, &payload);
         let request = hyper::Request::post(&hook.url)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 pub use grant::WebhookGrant;
-pub use service::{WebhookEndpoint, WebhookService};
+pub use service::{MissingSecret, WebhookEndpoint, WebhookService};
 
 use super::calls::CallSession;
 use super::{Capability, Grants, HasCapabilities};

@@ -22,7 +22,7 @@ pub struct WebhookService {
 pub struct WebhookEndpoint {
     pub url: String,
     /// `Err` names the missing environment variable.
-    pub secret: Result<String, String>,
+    pub secret: Result<String, MissingSecret>,
     pub timeout: Duration,
 }
 
@@ -35,6 +35,14 @@ impl std::fmt::Debug for WebhookService {
     }
 }
 
+/// An endpoint whose signing secret is not in the host's environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("webhook endpoint `{endpoint}` has no signing secret: set ${env}")]
+pub struct MissingSecret {
+    pub endpoint: String,
+    pub env: String,
+}
+
 impl WebhookService {
     pub fn from_config(config: &Config) -> WebhookService {
         let endpoints = config
@@ -43,10 +51,10 @@ impl WebhookService {
             .map(|(name, hook)| {
                 let secret = match std::env::var(&hook.secret_env) {
                     Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                    _ => Err(format!(
-                        "webhook endpoint `{name}` has no signing secret: set ${}",
-                        hook.secret_env
-                    )),
+                    _ => Err(MissingSecret {
+                        endpoint: name.clone(),
+                        env: hook.secret_env.clone(),
+                    }),
                 };
                 (
                     name.clone(),
