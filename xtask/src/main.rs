@@ -3,6 +3,7 @@
 
 mod bench;
 mod pyenv;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +18,8 @@ commands:
             into target/plugins and target/test-plugins
   demo      build everything, load the demo billing database (SQLite) with its live
             webhook incident, and run `runbook exec webhook-failure` on it
-  lint      cargo fmt --check and clippy -D warnings on the host and the plugins
+  lint      layout rules (tidy: `//!` lines, file sizes, module dependencies), then
+            cargo fmt --check and clippy -D warnings on the host and the plugins
   pyenv     the Python virtualenv target/py with the tests' servers (localstripe,
             aiosmtpd, stripe; pinned in tests/servers/requirements.txt)
   test      the whole suite: pyenv, lint, plugins, then every test (what CI runs)
@@ -194,6 +196,7 @@ fn demo() -> Result<()> {
 
 fn lint() -> Result<()> {
     let root = root();
+    tidy::check(&root)?;
     run(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(&root).args([
         "clippy",
