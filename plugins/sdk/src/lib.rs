@@ -40,6 +40,7 @@
 
 pub mod audit;
 pub mod db;
+mod decode;
 pub mod email;
 mod error;
 pub mod log;
