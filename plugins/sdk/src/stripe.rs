@@ -31,8 +31,8 @@
 
 use serde::Serialize;
 
+use crate::__private::wit::runbook::plugin::stripe as wit;
 use crate::CallError;
-use crate::bindings::runbook::plugin::stripe as wit;
 use crate::db::from_wit_error;
 
 /// Call `operation` with `params` (serialized to a JSON object).
