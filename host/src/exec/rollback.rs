@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use super::report::RollbackReport;
 use super::step::{Attempting, scope_plugin};
 use super::{ExecError, Executor, RunScope};
+use crate::contract::json::rollback::{Decision, JournalCall, RollbackInput, RolledBackStep};
 use crate::runbook::{RetryPolicy, Runbook, Step};
-use crate::state::{AuditSpool, NewAuditEntry, RollbackRecord, RunState, StepStatus};
+use crate::state::{AuditSpool, CallDecision, NewAuditEntry, RollbackRecord, RunState, StepStatus};
 use crate::template::RunContext;
 
 /// `rolled-back` if every rollback that ran succeeded, `rollback-failed` if one failed,
@@ -31,6 +32,17 @@ struct Undone {
     error: Option<String>,
     logs: Vec<crate::state::LogLine>,
     audit: AuditSpool,
+}
+
+/// The journal's decision as the contract names it; the test below keeps the two
+/// spellings equal.
+fn decision(decision: CallDecision) -> Decision {
+    match decision {
+        CallDecision::Allowed => Decision::Allowed,
+        CallDecision::Denied => Decision::Denied,
+        CallDecision::Replayed => Decision::Replayed,
+        CallDecision::DryRun => Decision::DryRun,
+    }
 }
 
 impl Executor<'_> {
@@ -67,26 +79,49 @@ impl Executor<'_> {
             }
             let started = Instant::now();
             let started_at = chrono::Utc::now();
-            let calls: Vec<Value> = detail
+            let calls: Vec<JournalCall> = detail
                 .calls
                 .iter()
                 .filter(|c| c.step_index == index as i64)
-                .map(|c| {
-                    json!({
-                        "attempt": c.attempt,
-                        "interface": c.interface,
-                        "operation": c.operation,
-                        "params": c.params,
-                        "decision": c.decision,
-                        "ok": c.ok,
-                        "response": c.response,
-                        "error": c.error,
-                    })
+                .map(|c| JournalCall {
+                    attempt: c.attempt,
+                    interface: c.interface.clone(),
+                    operation: c.operation.clone(),
+                    params: c.params.clone(),
+                    decision: decision(c.decision),
+                    ok: c.ok,
+                    response: c.response.clone().unwrap_or(Value::Null),
+                    error: c.error.clone(),
                 })
                 .collect();
-            let mut input = match self.templates.render_input(&rollback.input, context) {
-                Ok(Value::Object(map)) => map,
-                Ok(_) => Default::default(),
+            let rolled_back = RolledBackStep {
+                id: step.id.clone(),
+                input: record.input.clone(),
+                output: record.output.clone().unwrap_or(Value::Null),
+                calls,
+            };
+            let input = self
+                .templates
+                .render_input(&rollback.input, context)
+                .map_err(|e| e.to_string())
+                .and_then(|rendered| {
+                    let mut extra = match rendered {
+                        Value::Object(map) => map,
+                        _ => Default::default(),
+                    };
+                    // `step` is the host's: a rendered key of that name never reaches the
+                    // plugin (the flattened map would otherwise write it twice).
+                    extra.remove("step");
+                    let input = RollbackInput {
+                        extra,
+                        step: rolled_back,
+                    };
+                    // Through a `Value`, whose keys are sorted: the text plugins have always
+                    // received.
+                    serde_json::to_value(&input).map_err(|e| e.to_string())
+                });
+            let input = match input {
+                Ok(input) => input,
                 Err(e) => {
                     reports.push(
                         self.record_rollback(
@@ -106,10 +141,6 @@ impl Executor<'_> {
                     continue;
                 }
             };
-            input.insert(
-                "step".into(),
-                json!({ "id": step.id, "input": record.input, "output": record.output, "calls": calls }),
-            );
             // The rollback runs like a step of its own: its own grants, store and
             // transaction, journaled apart from the step (negative index) and with its
             // own idempotency keys.
@@ -138,7 +169,7 @@ impl Executor<'_> {
                         step: &undo,
                         plugin,
                     },
-                    &Value::Object(input),
+                    &input,
                     rollback.grants.clone(),
                     1,
                 )
@@ -213,5 +244,25 @@ impl Executor<'_> {
             output,
             error,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_and_contract_spell_decisions_alike() {
+        for d in [
+            CallDecision::Allowed,
+            CallDecision::Denied,
+            CallDecision::Replayed,
+            CallDecision::DryRun,
+        ] {
+            assert_eq!(
+                serde_json::to_value(d).unwrap(),
+                serde_json::to_value(decision(d)).unwrap()
+            );
+        }
     }
 }

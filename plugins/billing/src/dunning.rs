@@ -10,7 +10,7 @@
 //! run in flow order, and a step that fails holds back the later ones of its subscription.
 
 use runbook_sdk::{Failure, Timestamp, db, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::subscription::Subscription;
 use crate::tier;
@@ -28,7 +28,7 @@ pub const EMERGENCY_SKIP: &str = "emergency_skip";
 pub const MANUAL_OVERRIDE: &str = "manual_override";
 
 /// One row of `dunning_events` (`id` 0: planned, not yet in the database).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: i64,
     pub subscription_id: i64,
@@ -138,19 +138,7 @@ fn read_events(filter: &str, params: &[runbook_sdk::Value]) -> Result<Vec<Event>
         ),
         params,
     )?;
-    let mut events = Vec::new();
-    for row in &rows {
-        events.push(Event {
-            id: row.get("id")?,
-            subscription_id: row.get("subscription_id")?,
-            step: row.get("step")?,
-            scheduled_for: row.get("scheduled_for")?,
-            completed: row.get("completed")?,
-            completed_at: row.get("completed_at")?,
-            completion_reason: row.get("completion_reason")?,
-        });
-    }
-    Ok(events)
+    Ok(rows.decode()?)
 }
 
 /// The subscription's current flow (see the module's rules).

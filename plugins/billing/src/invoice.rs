@@ -3,9 +3,9 @@
 
 use runbook_sdk::serde_json::Value as Json;
 use runbook_sdk::{Failure, Timestamp, Value, db, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenInvoice {
     pub id: i64,
     pub organization_id: i64,
@@ -23,17 +23,7 @@ pub fn open_of_subscription(subscription_id: i64) -> Result<Vec<OpenInvoice>, Fa
          WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id",
         params![subscription_id],
     )?;
-    let mut out = Vec::new();
-    for row in &rows {
-        out.push(OpenInvoice {
-            id: row.get("id")?,
-            organization_id: row.get("organization_id")?,
-            stripe_invoice_id: row.get("stripe_invoice_id")?,
-            amount_due_cents: row.get("amount_due_cents")?,
-            currency: row.get("currency")?,
-        });
-    }
-    Ok(out)
+    Ok(rows.decode()?)
 }
 
 /// What a Stripe invoice object says about its payment.

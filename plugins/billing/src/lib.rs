@@ -4,7 +4,8 @@
 //! what Stripe says of one ([`stripe_state`]), grace periods ([`grace`]), the dunning flow
 //! ([`dunning`]), invoices and payment events ([`invoice`]), prepaid credits ([`credits`]),
 //! moving an organization to a tier with its quotas and entitlements ([`plan`]), open
-//! disputes ([`disputes`]), money in emails ([`money`]) and telling customers ([`notify`]).
+//! disputes ([`disputes`]), money in emails ([`money`]), telling customers ([`notify`]) and
+//! the webhook event log's failed events and alert thresholds ([`webhooks`]).
 //!
 //! Every function that talks to the database says which tables it touches, per statement
 //! kind: a plugin's `plugin.toml` (and its runbook steps) must grant all of them.
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod stripe_state;
 pub mod subscription;
 pub mod tier;
+pub mod webhooks;
 
 use runbook_sdk::Failure;
 

@@ -1,7 +1,7 @@
 //! Rows of `subscriptions` and the writes every plan-changing procedure shares.
 
-use runbook_sdk::{Failure, Row, RowError, Timestamp, Value, db, params};
-use serde::Serialize;
+use runbook_sdk::{Failure, Timestamp, Value, db, params};
+use serde::{Deserialize, Serialize};
 
 /// A subscription counts as live (the organization has its tier) while it is one of these.
 pub const LIVE_STATUSES: [&str; 3] = ["active", "past_due", "trialing"];
@@ -10,7 +10,9 @@ const COLUMNS: &str = "id, organization_id, stripe_subscription_id, plan_tier, b
      amount_cents, currency, status, current_period_end, cancel_at_period_end, created_at, \
      updated_at, canceled_at";
 
-#[derive(Debug, Clone, Serialize)]
+/// One row of `subscriptions`, read with [`Row::decode`](runbook_sdk::Row::decode): each
+/// field is one of the columns every query here selects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Subscription {
     pub id: i64,
     pub organization_id: i64,
@@ -29,24 +31,6 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    fn from_row(row: Row<'_>) -> Result<Subscription, RowError> {
-        Ok(Subscription {
-            id: row.get("id")?,
-            organization_id: row.get("organization_id")?,
-            stripe_subscription_id: row.get("stripe_subscription_id")?,
-            plan_tier: row.get("plan_tier")?,
-            billing_cycle: row.get("billing_cycle")?,
-            amount_cents: row.get("amount_cents")?,
-            currency: row.get("currency")?,
-            status: row.get("status")?,
-            current_period_end: row.get("current_period_end")?,
-            cancel_at_period_end: row.get("cancel_at_period_end")?,
-            created_at: row.get("created_at")?,
-            updated_at: row.get("updated_at")?,
-            canceled_at: row.get("canceled_at")?,
-        })
-    }
-
     pub fn is_live(&self) -> bool {
         LIVE_STATUSES.contains(&self.status.as_str())
     }
@@ -60,10 +44,7 @@ fn select(filter: &str, params: &[Value]) -> Result<Vec<Subscription>, Failure> 
         &format!("SELECT {COLUMNS} FROM subscriptions WHERE {filter} ORDER BY created_at, id"),
         params,
     )?;
-    Ok(rows
-        .iter()
-        .map(Subscription::from_row)
-        .collect::<Result<_, _>>()?)
+    Ok(rows.decode()?)
 }
 
 /// The organization's live subscription (the newest, should there be several).

@@ -14,9 +14,8 @@
 //! "calls"}}`; other keys are ignored.
 
 use billing::clock;
-use runbook_sdk::rollback::{JournalCall, RolledBackStep};
+use runbook_sdk::rollback::RolledBackStep;
 use runbook_sdk::serde_json::{Value, json};
-use runbook_sdk::stripe::StripeError;
 use runbook_sdk::{Failure, Procedure, audit, db, params, register_plugin, stripe};
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +86,7 @@ impl Procedure for CancelCompensate {
                         }),
                         Err(e) => failed.push(format!(
                             "{id}: {}",
-                            StripeError::from_call_error(&e)
-                                .map_or_else(|| e.to_string(), |s| s.to_string())
+                            stripe::error_of(&e).map_or_else(|| e.to_string(), |s| s.to_string())
                         )),
                     }
                 }
@@ -169,8 +167,7 @@ fn truthy(v: &Value) -> bool {
 fn effects(step: &RolledBackStep) -> (Vec<Effect>, usize) {
     let mut out = Vec::new();
     let mut placeholders = 0;
-    let made = |c: &&JournalCall| c.ok && c.decision != "replayed" && c.interface == "stripe";
-    for call in step.calls.iter().filter(made) {
+    for call in step.stripe_effects() {
         let id = call.params["id"].as_str().unwrap_or_default().to_owned();
         let effect = match call.operation.as_str() {
             "subscriptions.cancel" => Effect::CanceledNow(id),

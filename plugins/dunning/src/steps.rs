@@ -6,7 +6,6 @@ use billing::dunning::{self, Event, Flow};
 use billing::invoice::{self, PaymentEvent, StripePayment};
 use billing::{after_stripe_write, money, plan, subscription};
 use runbook_sdk::serde_json::{Value, json};
-use runbook_sdk::stripe::StripeError;
 use runbook_sdk::{CallError, Failure, Timestamp, audit, email, stripe};
 use serde::Serialize;
 
@@ -118,7 +117,7 @@ impl Runner {
     fn refused(&mut self, e: CallError) -> Result<Done, Failure> {
         match e {
             CallError::Failed(_) => Ok(Done::failed(
-                StripeError::from_call_error(&e).map_or_else(|| e.to_string(), |s| s.to_string()),
+                stripe::error_of(&e).map_or_else(|| e.to_string(), |s| s.to_string()),
             )),
             e if !self.effects => Err(e.into()),
             e => {
@@ -225,10 +224,10 @@ impl Runner {
         };
         let paid = match stripe::call("invoices.pay", &json!({ "id": open.stripe_invoice_id })) {
             Ok(response) => Retried::from_response(&response),
-            Err(e) => match StripeError::from_call_error(&e).filter(|s| s.kind == "card_error") {
+            Err(e) => match stripe::error_of(&e).filter(|s| s.kind == "card_error") {
                 Some(decline) => Retried::Declined {
                     code: decline.code,
-                    message: Some(decline.message),
+                    message: Some(decline.message.unwrap_or_default()),
                     charge: None,
                 },
                 None => return self.refused(e),

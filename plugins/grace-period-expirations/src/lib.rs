@@ -21,7 +21,6 @@ use billing::plan::{self, TierChange};
 use billing::subscription;
 use billing::{after_stripe_write, clock, contacts};
 use runbook_sdk::serde_json::json;
-use runbook_sdk::stripe::StripeError;
 use runbook_sdk::{
     CallError, Failure, Procedure, Timestamp, audit, db, log, params, register_plugin, stripe,
 };
@@ -106,10 +105,8 @@ impl Procedure for GracePeriodExpirations {
                 Ok(response) => result.dry_run = stripe::is_dry_run(&response),
                 Err(e @ CallError::Failed(_)) => {
                     result.outcome = "failed";
-                    result.error = Some(
-                        StripeError::from_call_error(&e)
-                            .map_or_else(|| e.to_string(), |s| s.to_string()),
-                    );
+                    result.error =
+                        Some(stripe::error_of(&e).map_or_else(|| e.to_string(), |s| s.to_string()));
                     results.push(result);
                     continue;
                 }

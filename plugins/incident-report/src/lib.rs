@@ -7,11 +7,9 @@
 //! failure rate above 5%. Below the threshold it is Medium; at half of all events or more
 //! it is treated as "webhook endpoint down (all payments failing)", Critical.
 
+use billing::webhooks::{self, ENDPOINT_DOWN};
 use runbook_sdk::{Failure, Procedure, Timestamp, audit, register_plugin};
 use serde::{Deserialize, Serialize};
-
-const ALERT_THRESHOLD: f64 = 0.05;
-const ENDPOINT_DOWN: f64 = 0.5;
 /// Event ids spelled out in the replay step; the full list is in the root-cause output.
 const REPLAY_LISTED: usize = 10;
 
@@ -152,7 +150,7 @@ fn severity(impact: &Impact) -> (&'static str, String) {
             "critical",
             format!("{pct:.1}% of webhook events failing: treat as webhook endpoint down"),
         )
-    } else if impact.failure_rate > ALERT_THRESHOLD {
+    } else if webhooks::above_alert_threshold(impact.failure_rate) {
         (
             "high",
             format!("failure rate {pct:.1}% is above the 5% alert threshold"),

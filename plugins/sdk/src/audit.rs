@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::bindings::runbook::plugin::audit as wit;
+use crate::__private::wit::runbook::plugin::audit as wit;
 
 /// Record `action` on `target` with a free-text `detail`.
 pub fn record(action: &str, target: &str, detail: &str) {

@@ -5,7 +5,7 @@
 //! commits only if the step succeeds. Write one statement per call, bind every value as a
 //! parameter (`$1`, `$2`, ... on both dialects) and never format values into SQL.
 
-use crate::bindings::runbook::plugin::{db as wit, types};
+use crate::__private::wit::runbook::plugin::{db as wit, types};
 use crate::{CallError, Column, Rows, Value};
 
 /// The SQL dialect of the target database.

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
+use crate::__private::wit::runbook::plugin::email as wit;
 use crate::CallError;
-use crate::bindings::runbook::plugin::email as wit;
 use crate::db::from_wit_error;
 
 /// Send `template` rendered with `context` to `to`; returns the message id.

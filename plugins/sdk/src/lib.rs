@@ -30,16 +30,17 @@
 //! register_plugin!(CountQuotas);
 //! ```
 //!
-//! The generated WIT bindings stay private: plugins depend on this crate only, so the
-//! SDK can evolve its ergonomics without touching every plugin. Like
-//! `zed_extension_api`, the SDK owns the export glue and `register_plugin!` only names the
-//! type that implements [`Procedure`].
+//! The generated WIT bindings stay private (under the hidden `__private`, see there why
+//! they cannot be fully private): plugins depend on this crate only, so the SDK can evolve
+//! its ergonomics without touching every plugin. Like `zed_extension_api`, the SDK owns the
+//! export glue and `register_plugin!` only names the type that implements [`Procedure`].
 //!
 //! The pure parts ([`Value`], [`Rows`], [`Timestamp`], [`Failure`]) compile and test on the
 //! native target; the host calls there compile to stubs that panic if called.
 
 pub mod audit;
 pub mod db;
+mod decode;
 pub mod email;
 mod error;
 pub mod log;
@@ -80,45 +81,56 @@ macro_rules! register_plugin {
         const _: () = {
             struct __RunbookPlugin;
 
-            impl $crate::bindings::Guest for __RunbookPlugin {
+            impl $crate::__private::wit::Guest for __RunbookPlugin {
                 fn run(
                     input: ::std::string::String,
-                ) -> ::core::result::Result<::std::string::String, $crate::bindings::Failure>
+                ) -> ::core::result::Result<::std::string::String, $crate::__private::wit::Failure>
                 {
                     $crate::__private::run::<$ty>(&input)
                 }
             }
 
-            $crate::bindings::__export_procedure!(
-                __RunbookPlugin with_types_in $crate::bindings
+            $crate::__private::wit::__export_procedure!(
+                __RunbookPlugin with_types_in $crate::__private::wit
             );
         };
     };
 }
 
-/// The generated bindings. Public only because `register_plugin!` expands in the plugin
-/// crate; not part of the API.
-#[doc(hidden)]
-#[allow(clippy::all, missing_docs)]
-pub mod bindings {
-    // The engine's own WIT, the one source of truth for host and guests.
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "runbook:plugin/procedure",
-        pub_export_macro: true,
-        export_macro_name: "__export_procedure",
-        default_bindings_module: "::runbook_sdk::bindings",
-    });
-}
+// No generated type is re-exported: every type a plugin meets is the SDK's own
+// (`CallError`, `Value`, `Rows`, `webhook::Delivery`, ...), converted at one point per
+// interface module, so this list is empty on purpose. A generated type that plugins should
+// see is added here by name, never by a glob, so the public API changes only by decision.
 
+/// Not part of the API: what `register_plugin!` expands to needs.
+///
+/// The export glue must expand in the plugin crate. wit-bindgen's export macro names the
+/// type implementing `Guest`, and that type is the plugin's (`Procedure` has associated
+/// types and no `self`, so the SDK cannot hold it as a value and forward to it, as Zed does
+/// with its `Box<dyn Extension>` filled in by an `init-extension` export; our world has no
+/// such export, and adding one would change the WIT for every plugin). So the generated
+/// module is reachable from the plugin crate, but only here, hidden, under `__private`.
 #[doc(hidden)]
 pub mod __private {
     use crate::{Failure, Procedure};
 
+    /// The generated bindings of the engine's own WIT, the one source of truth for host
+    /// and guests. Interface modules reach their imports through here.
+    #[allow(clippy::all, missing_docs)]
+    pub mod wit {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "runbook:plugin/procedure",
+            pub_export_macro: true,
+            export_macro_name: "__export_procedure",
+            default_bindings_module: "::runbook_sdk::__private::wit",
+        });
+    }
+
     /// JSON in, JSON out. Kept generic and out of the macro so it is type-checked here,
     /// once, and unit-testable without the host.
-    pub fn run<P: Procedure>(input: &str) -> Result<String, crate::bindings::Failure> {
-        run_json::<P>(input).map_err(|f| crate::bindings::Failure {
+    pub fn run<P: Procedure>(input: &str) -> Result<String, wit::Failure> {
+        run_json::<P>(input).map_err(|f| wit::Failure {
             code: f.code,
             message: f.message,
         })

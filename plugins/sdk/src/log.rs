@@ -10,7 +10,7 @@
 
 use std::fmt::Display;
 
-use crate::bindings::runbook::plugin::log as wit;
+use crate::__private::wit::runbook::plugin::log as wit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

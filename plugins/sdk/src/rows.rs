@@ -48,6 +48,12 @@ pub enum RowError {
         expected: &'static str,
         found: usize,
     },
+    /// [`Row::decode`] could not build the type: serde's own message (an unknown enum
+    /// variant, a number out of range, ...), with the column when it is about one.
+    Decode {
+        column: Option<String>,
+        message: String,
+    },
 }
 
 impl Rows {
@@ -91,6 +97,11 @@ impl Rows {
         }
     }
 
+    /// Every row read as `T`, see [`Row::decode`].
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, RowError> {
+        self.iter().map(|row| row.decode()).collect()
+    }
+
     /// Every row as a JSON object keyed by column name (for samples in an output).
     pub fn to_json(&self) -> Vec<serde_json::Value> {
         self.iter().map(|r| r.to_json()).collect()
@@ -115,6 +126,29 @@ impl<'a> Row<'a> {
         })
     }
 
+    /// Read the row as `T`, usually a `#[derive(Deserialize)]` struct whose fields name
+    /// the columns (`#[serde(rename)]` for a different name). Each field is read with the
+    /// rules of [`Row::get`]: NULL only as an `Option`, [`Timestamp`](crate::Timestamp)
+    /// fields from either backend's timestamps, enums from text (unit variants), SQLite's
+    /// 0/1 as `bool`. Every field needs its column, `Option` fields too (a missing column
+    /// is a query that does not match the type, not a NULL); extra columns are ignored.
+    ///
+    /// ```
+    /// # use runbook_sdk::{Column, Rows, Value, RowError};
+    /// #[derive(serde::Deserialize)]
+    /// struct Quota { dimension: String, used: i64, reset_at: Option<runbook_sdk::Timestamp> }
+    ///
+    /// # let column = |n: &str| Column { name: n.into(), type_name: "TEXT".into() };
+    /// # let rows = Rows::new(vec![column("dimension"), column("used"), column("reset_at")],
+    /// #     vec![vec![Value::Text("api_calls".into()), Value::Integer(3), Value::Null]]);
+    /// let quota: Quota = rows.one()?.decode()?;
+    /// assert_eq!((quota.dimension.as_str(), quota.used, quota.reset_at), ("api_calls", 3, None));
+    /// # Ok::<(), RowError>(())
+    /// ```
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, RowError> {
+        crate::decode::decode(self)
+    }
+
     /// Read column `name` as `T`, NULL as `None`.
     pub fn get_opt<T: FromValue>(&self, name: &str) -> Result<Option<T>, RowError> {
         self.get::<Option<T>>(name)
@@ -136,6 +170,10 @@ impl<'a> Row<'a> {
                 available: self.columns.iter().map(|c| c.name.clone()).collect(),
             })?;
         Ok(&self.values[index])
+    }
+
+    pub fn columns(&self) -> &'a [Column] {
+        self.columns
     }
 
     pub fn values(&self) -> &'a [Value] {
@@ -167,6 +205,14 @@ impl fmt::Display for RowError {
             RowError::RowCount { expected, found } => {
                 write!(f, "expected {expected}, the query returned {found}")
             }
+            RowError::Decode {
+                column: Some(column),
+                message,
+            } => write!(f, "column `{column}`: {message}"),
+            RowError::Decode {
+                column: None,
+                message,
+            } => f.write_str(message),
         }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! An error Stripe answered (a missing object, a declined card) arrives as
 //! [`CallError::Failed`] whose text is JSON with Stripe's HTTP status, error type, code
-//! and message; [`StripeError::from_call_error`] reads it back, and [`call_optional`]
+//! and message; [`error_of`] reads it back as a [`StripeError`], and [`call_optional`]
 //! turns "no such object" into `None`:
 //!
 //! ```no_run
@@ -25,13 +25,14 @@
 //! them with a placeholder, `{"id": "dryrun_...", "object": ..., "dry_run": true, ...the
 //! params}` (see [`is_dry_run`]). Plugins should not rely on fields of a write's response
 //! they did not send; prefer the data they already have.
+//!
+//! Both the error text and the placeholder are `runbook-contract`'s shapes, the ones the
+//! host writes them with.
 
-use std::fmt;
+use serde::Serialize;
 
-use serde::{Deserialize, Serialize};
-
+use crate::__private::wit::runbook::plugin::stripe as wit;
 use crate::CallError;
-use crate::bindings::runbook::plugin::stripe as wit;
 use crate::db::from_wit_error;
 
 /// Call `operation` with `params` (serialized to a JSON object).
@@ -67,57 +68,17 @@ pub fn call_optional<P: Serialize + ?Sized>(
 
 /// Whether `error` is Stripe saying the object does not exist.
 pub fn is_not_found(error: &CallError) -> bool {
-    StripeError::from_call_error(error).is_some_and(|e| e.is_not_found())
+    error_of(error).is_some_and(|e| e.is_not_found())
 }
 
-/// Whether `response` is the placeholder a dry run answers a write with.
-pub fn is_dry_run(response: &serde_json::Value) -> bool {
-    response.get("dry_run") == Some(&serde_json::Value::Bool(true))
-}
+pub use runbook_contract::stripe::{StripeError, is_dry_run};
 
-/// An error answered by Stripe itself, as the host reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct StripeError {
-    /// The HTTP status (402 card declined, 404 missing, ...).
-    pub status: u16,
-    /// Stripe's error type: `invalid_request_error`, `card_error`, `api_error`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Stripe's error code (`resource_missing`, `card_declined`, ...), when it gave one.
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub message: String,
-}
-
-impl StripeError {
-    /// The Stripe error inside a `failed` call error; `None` for any other error (a
-    /// denial, a timeout, ...).
-    pub fn from_call_error(error: &CallError) -> Option<StripeError> {
-        match error {
-            CallError::Failed(text) => StripeError::parse(text),
-            _ => None,
-        }
-    }
-
-    /// Read the host's JSON error text.
-    pub fn parse(text: &str) -> Option<StripeError> {
-        serde_json::from_str(text).ok()
-    }
-
-    /// The object does not exist (HTTP 404 or code `resource_missing`).
-    pub fn is_not_found(&self) -> bool {
-        self.status == 404 || self.code.as_deref() == Some("resource_missing")
-    }
-}
-
-impl fmt::Display for StripeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Stripe {} {}", self.status, self.kind)?;
-        if let Some(code) = &self.code {
-            write!(f, " ({code})")?;
-        }
-        write!(f, ": {}", self.message)
+/// The Stripe error inside a `failed` call error; `None` for any other error (a denial,
+/// a timeout, ...).
+pub fn error_of(error: &CallError) -> Option<StripeError> {
+    match error {
+        CallError::Failed(text) => StripeError::parse(text),
+        _ => None,
     }
 }
 
@@ -129,35 +90,14 @@ mod tests {
 
     #[test]
     fn reads_the_hosts_error_text() {
-        let e = StripeError::from_call_error(&CallError::Failed(MISSING.into())).unwrap();
+        let e = error_of(&CallError::Failed(MISSING.into())).unwrap();
         assert_eq!(e.status, 404);
         assert_eq!(e.kind, "invalid_request_error");
         assert_eq!(e.code.as_deref(), Some("resource_missing"));
-        assert_eq!(e.message, "No such coupon: 'LAUNCH20'");
-        assert!(e.is_not_found());
-        assert_eq!(
-            e.to_string(),
-            "Stripe 404 invalid_request_error (resource_missing): No such coupon: 'LAUNCH20'"
-        );
-    }
-
-    #[test]
-    fn code_may_be_null_or_absent_and_extra_fields_are_ignored() {
-        let e = StripeError::parse(
-            r#"{"status":404,"type":"invalid_request_error","code":null,"message":"Not Found","param":null}"#,
-        )
-        .unwrap();
-        assert_eq!(e.code, None);
-        assert!(e.is_not_found(), "404 alone means missing");
-        let e = StripeError::parse(
-            r#"{"status":400,"type":"invalid_request_error","code":"resource_missing"}"#,
-        )
-        .unwrap();
-        assert!(e.is_not_found(), "the code alone means missing");
-        assert_eq!(e.message, "");
-        let declined = StripeError::parse(
-            r#"{"status":402,"type":"card_error","code":"card_declined","message":"Your card was declined."}"#,
-        )
+        assert_eq!(e.message.as_deref(), Some("No such coupon: 'LAUNCH20'"));
+        let declined = error_of(&CallError::Failed(
+            r#"{"status":402,"type":"card_error","code":"card_declined","message":"Your card was declined."}"#.into(),
+        ))
         .unwrap();
         assert!(!declined.is_not_found());
         assert_eq!(
@@ -175,17 +115,8 @@ mod tests {
             CallError::Unavailable("stripe is not configured".into()),
             CallError::Invalid("{}".into()),
         ] {
-            assert_eq!(StripeError::from_call_error(&e), None, "{e}");
+            assert_eq!(error_of(&e), None, "{e}");
             assert!(!is_not_found(&e));
         }
-    }
-
-    #[test]
-    fn dry_run_placeholders() {
-        assert!(is_dry_run(
-            &serde_json::json!({"id": "dryrun_refund_1", "dry_run": true})
-        ));
-        assert!(!is_dry_run(&serde_json::json!({"id": "re_1"})));
-        assert!(!is_dry_run(&serde_json::json!({"dry_run": "true"})));
     }
 }

@@ -2,8 +2,8 @@
 //! way Stripe signs them. The plugin names an endpoint from the host's configuration (the
 //! step must grant it) and never sees its URL or signing secret.
 
+use crate::__private::wit::runbook::plugin::webhook as wit;
 use crate::CallError;
-use crate::bindings::runbook::plugin::webhook as wit;
 use crate::db::from_wit_error;
 
 /// What the endpoint answered. A non-2xx answer is a delivery too: the plugin decides

@@ -5,23 +5,26 @@
 //! by type (count, oldest, newest), the totals over all logged events, and the failure
 //! rate against the runbook's alert threshold ("Webhook failure rate > 5%"). Read-only.
 
+use billing::webhooks::{self, ALERT_THRESHOLD, FAILED};
 use runbook_sdk::{Failure, Procedure, Timestamp, Value, db, log, register_plugin};
 use serde::{Deserialize, Serialize};
 
-/// The source runbook's alert: "Webhook failure rate > 5%".
-const ALERT_THRESHOLD: f64 = 0.05;
+fn totals() -> String {
+    format!(
+        "SELECT {}, MIN(created_at) AS first_event, MAX(created_at) AS last_event \
+         FROM subscription_events",
+        webhooks::totals_columns()
+    )
+}
 
-const TOTALS: &str = "SELECT COUNT(*) AS total, \
-     COALESCE(SUM(CASE WHEN processed_at IS NULL OR processing_error IS NOT NULL \
-                  THEN 1 ELSE 0 END), 0) AS failed, \
-     MIN(created_at) AS first_event, MAX(created_at) AS last_event \
-     FROM subscription_events";
-
-const BY_TYPE: &str = "SELECT event_type, COUNT(*) AS failed, \
-     COALESCE(SUM(CASE WHEN processing_error IS NOT NULL THEN 1 ELSE 0 END), 0) AS errored, \
-     MIN(created_at) AS oldest, MAX(created_at) AS newest \
-     FROM subscription_events \
-     WHERE (processed_at IS NULL OR processing_error IS NOT NULL)";
+fn by_type() -> String {
+    format!(
+        "SELECT event_type, COUNT(*) AS failed, \
+         COALESCE(SUM(CASE WHEN processing_error IS NOT NULL THEN 1 ELSE 0 END), 0) AS errored, \
+         MIN(created_at) AS oldest, MAX(created_at) AS newest \
+         FROM subscription_events WHERE {FAILED}"
+    )
+}
 
 const ORDER: &str = "GROUP BY event_type ORDER BY failed DESC, event_type";
 
@@ -70,10 +73,10 @@ impl Procedure for WebhookImpact {
     fn run(input: Input) -> Result<Impact, Failure> {
         let filter = input.event_type.filter(|t| !t.trim().is_empty());
         let (totals_sql, by_type_sql, params) = match &filter {
-            None => (TOTALS.to_owned(), format!("{BY_TYPE} {ORDER}"), vec![]),
+            None => (totals(), format!("{} {ORDER}", by_type()), vec![]),
             Some(t) => (
-                format!("{TOTALS} WHERE event_type = $1"),
-                format!("{BY_TYPE} AND event_type = $1 {ORDER}"),
+                format!("{} WHERE event_type = $1", totals()),
+                format!("{} AND event_type = $1 {ORDER}", by_type()),
                 vec![Value::from(t)],
             ),
         };
@@ -96,11 +99,7 @@ impl Procedure for WebhookImpact {
         }
         let errored: i64 = by_event_type.iter().map(|t| t.errored).sum();
 
-        let failure_rate = if total == 0 {
-            0.0
-        } else {
-            round4(failed as f64 / total as f64)
-        };
+        let failure_rate = webhooks::failure_rate(failed, total);
         log::log_with(
             log::Level::Info,
             "webhook impact assessed",
@@ -118,16 +117,12 @@ impl Procedure for WebhookImpact {
             unprocessed_events: failed - errored,
             failure_rate,
             alert_threshold: ALERT_THRESHOLD,
-            above_alert_threshold: failure_rate > ALERT_THRESHOLD,
+            above_alert_threshold: webhooks::above_alert_threshold(failure_rate),
             first_event: totals.get("first_event")?,
             last_event: totals.get("last_event")?,
             by_event_type,
         })
     }
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
 }
 
 register_plugin!(WebhookImpact);

@@ -8,16 +8,9 @@
 
 use std::collections::BTreeSet;
 
+use billing::webhooks;
 use runbook_sdk::{Failure, Procedure, Timestamp, Value, db, log, register_plugin};
 use serde::{Deserialize, Serialize};
-
-/// The source runbook's alert: "Webhook failure rate > 5%".
-const ALERT_THRESHOLD: f64 = 0.05;
-
-const TOTALS: &str = "SELECT COUNT(*) AS total, \
-     COALESCE(SUM(CASE WHEN processed_at IS NULL OR processing_error IS NOT NULL \
-                  THEN 1 ELSE 0 END), 0) AS failed \
-     FROM subscription_events";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +68,7 @@ impl Procedure for WebhookRecheck {
             };
             let processed_at: Option<Timestamp> = row.get("processed_at")?;
             let processing_error: Option<String> = row.get("processing_error")?;
-            if processed_at.is_some() && processing_error.is_none() {
+            if !webhooks::is_failed(processed_at.is_some(), processing_error.as_deref()) {
                 recovered_event_ids.push(id.clone());
             } else {
                 still_failed_events.push(StillFailed {
@@ -88,14 +81,14 @@ impl Procedure for WebhookRecheck {
             }
         }
 
-        let totals = db::query(TOTALS, &[])?;
+        let totals_sql = format!(
+            "SELECT {} FROM subscription_events",
+            webhooks::totals_columns()
+        );
+        let totals = db::query(&totals_sql, &[])?;
         let totals = totals.one()?;
         let (total, failed): (i64, i64) = (totals.get("total")?, totals.get("failed")?);
-        let failure_rate = if total == 0 {
-            0.0
-        } else {
-            (failed as f64 / total as f64 * 10_000.0).round() / 10_000.0
-        };
+        let failure_rate = webhooks::failure_rate(failed, total);
         log::log_with(
             log::Level::Info,
             "webhook recovery checked",
@@ -111,14 +104,14 @@ impl Procedure for WebhookRecheck {
             still_failed: still_failed_events.len(),
             recovered_all: still_failed_events.is_empty()
                 && not_in_log.is_empty()
-                && failure_rate <= ALERT_THRESHOLD,
+                && !webhooks::above_alert_threshold(failure_rate),
             not_in_log,
             recovered_event_ids,
             still_failed_events,
             failed_events: failed,
             total_events: total,
             failure_rate,
-            above_alert_threshold: failure_rate > ALERT_THRESHOLD,
+            above_alert_threshold: webhooks::above_alert_threshold(failure_rate),
         })
     }
 }

@@ -15,15 +15,20 @@
 //! the replay midway (a grant denies a call), the events not tried are listed as
 //! `not_attempted`; the step fails only if nothing was delivered yet.
 
+use billing::webhooks;
 use runbook_sdk::serde_json::json;
 use runbook_sdk::{
     CallError, Failure, Procedure, Value, audit, db, log, register_plugin, stripe, webhook,
 };
 use serde::{Deserialize, Serialize};
 
-const FAILED: &str = "SELECT stripe_event_id, event_type, processing_error, attempts \
-     FROM subscription_events \
-     WHERE (processed_at IS NULL OR processing_error IS NOT NULL)";
+/// The failed events ([`webhooks::FAILED`]); the caller adds filters and the order.
+fn failed_sql() -> String {
+    format!(
+        "SELECT stripe_event_id, event_type, processing_error, attempts FROM subscription_events WHERE {}",
+        webhooks::FAILED
+    )
+}
 
 /// Characters of an endpoint's answer kept in the output.
 const BODY_PREVIEW: usize = 200;
@@ -85,9 +90,13 @@ struct EventResult {
     detail: Option<String>,
 }
 
+/// A failed event as [`failed_sql`] selects it.
+#[derive(Deserialize)]
 struct Event {
+    #[serde(rename = "stripe_event_id")]
     id: String,
     event_type: String,
+    #[serde(rename = "processing_error")]
     error: Option<String>,
     attempts: i64,
 }
@@ -171,24 +180,18 @@ impl Procedure for WebhookReplay {
 fn failed_events(event_type: Option<&str>, limit: i64) -> Result<Vec<Event>, Failure> {
     let rows = match event_type {
         None => db::query(
-            &format!("{FAILED} ORDER BY created_at, id LIMIT $1"),
+            &format!("{} ORDER BY created_at, id LIMIT $1", failed_sql()),
             &[Value::from(limit)],
         )?,
         Some(t) => db::query(
-            &format!("{FAILED} AND event_type = $1 ORDER BY created_at, id LIMIT $2"),
+            &format!(
+                "{} AND event_type = $1 ORDER BY created_at, id LIMIT $2",
+                failed_sql()
+            ),
             &[Value::from(t), Value::from(limit)],
         )?,
     };
-    let mut events = Vec::new();
-    for row in &rows {
-        events.push(Event {
-            id: row.get("stripe_event_id")?,
-            event_type: row.get("event_type")?,
-            error: row.get("processing_error")?,
-            attempts: row.get("attempts")?,
-        });
-    }
-    Ok(events)
+    Ok(rows.decode()?)
 }
 
 /// Fetch one event and deliver it. `Err` only when the host refuses to go on (a denial,

@@ -10,13 +10,18 @@ mod classify;
 
 use std::collections::BTreeMap;
 
+use billing::webhooks;
 use classify::Cause;
 use runbook_sdk::{Failure, Procedure, Timestamp, Value, db, register_plugin};
 use serde::{Deserialize, Serialize};
 
-const FAILED: &str = "SELECT stripe_event_id, event_type, processing_error, created_at \
-     FROM subscription_events \
-     WHERE (processed_at IS NULL OR processing_error IS NOT NULL)";
+/// The failed events ([`webhooks::FAILED`]); the caller adds filters and the order.
+fn failed_sql() -> String {
+    format!(
+        "SELECT stripe_event_id, event_type, processing_error, created_at FROM subscription_events WHERE {}",
+        webhooks::FAILED
+    )
+}
 
 /// Replay lists longer than this are cut (the count stays exact).
 const MAX_REPLAY: usize = 100;
@@ -78,9 +83,12 @@ impl Procedure for WebhookRootCause {
     fn run(input: Input) -> Result<RootCause, Failure> {
         let filter = input.event_type.filter(|t| !t.trim().is_empty());
         let rows = match &filter {
-            None => db::query(&format!("{FAILED} ORDER BY created_at, id"), &[])?,
+            None => db::query(&format!("{} ORDER BY created_at, id", failed_sql()), &[])?,
             Some(t) => db::query(
-                &format!("{FAILED} AND event_type = $1 ORDER BY created_at, id"),
+                &format!(
+                    "{} AND event_type = $1 ORDER BY created_at, id",
+                    failed_sql()
+                ),
                 &[Value::from(t)],
             )?,
         };

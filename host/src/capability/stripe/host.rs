@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use stripe_client_core::{RequestBuilder, RequestStrategy, StripeMethod};
 
 use super::StripeHost;
@@ -14,6 +14,7 @@ use super::operations::{StripeOperation, stripe_operation};
 use super::service::StripeClient;
 use crate::capability::calls::Call;
 use crate::capability::redact;
+use crate::contract::json;
 use crate::contract::stripe as api;
 use crate::contract::types::CallError;
 use crate::state::CallDecision;
@@ -336,44 +337,32 @@ async fn send(
 }
 
 /// Stripe's answer as the plugin sees it: an API error becomes `failed` with Stripe's
-/// status, type, code and message as JSON, so a plugin can tell "missing" from "declined".
+/// status, type, code and message as JSON (the contract's `StripeError`), so a plugin can
+/// tell "missing" from "declined".
 fn to_call_error(op: &StripeOperation, error: stripe::StripeError) -> CallError {
     match error {
         stripe::StripeError::Stripe(e, status) => CallError::Failed(
-            json!({
-                "status": status,
-                "type": e.type_.as_str(),
-                "code": e.code.as_ref().map(|c| c.as_str().to_string()),
-                "message": e.message,
-                "param": e.param,
-            })
-            .to_string(),
+            json::stripe::StripeError {
+                code: e.code.as_ref().map(|c| c.as_str().to_string()),
+                message: e.message,
+                param: e.param,
+                status,
+                kind: e.type_.as_str().to_string(),
+            }
+            .to_json(),
         ),
         stripe::StripeError::Timeout => CallError::Failed(format!("stripe {}: timed out", op.name)),
         other => CallError::Failed(format!("stripe {}: {other}", op.name)),
     }
 }
 
-/// What a dry run answers instead of making a write: the request echoed back, clearly
-/// marked, with an id no real object has.
+/// What a dry run answers instead of making a write (the contract's placeholder: the
+/// request echoed back, clearly marked, with an id no real object has).
 fn placeholder(
     op: &StripeOperation,
     call: &Call,
     params: &Map<String, Value>,
     refund: Option<i64>,
 ) -> Value {
-    let mut object = params.clone();
-    let id = params.get("id").and_then(Value::as_str).map_or_else(
-        || format!("dryrun_{}_{}", op.object(), call.seq),
-        str::to_string,
-    );
-    object.insert("id".into(), Value::String(id));
-    object.insert("object".into(), Value::String(op.object().into()));
-    object.insert("dry_run".into(), Value::Bool(true));
-    object.insert("livemode".into(), Value::Bool(false));
-    if let Some(amount) = refund {
-        object.insert("amount".into(), Value::from(amount));
-        object.insert("status".into(), Value::String("dry_run".into()));
-    }
-    Value::Object(object)
+    json::stripe::dry_run_placeholder(params, op.object(), call.seq, refund)
 }
