@@ -10,6 +10,7 @@ pub mod exec;
 pub mod plugin;
 pub mod runbook;
 pub mod runtime;
+pub mod spec;
 pub mod state;
 pub mod target;
 pub mod template;

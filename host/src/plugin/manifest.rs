@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::capability::Grants;
-use crate::runbook::diagnostic::Diagnostics;
 use crate::runbook::raw::{self, RawManifest};
 use crate::runbook::validate;
+use crate::spec::Diagnostics;
+use crate::spec::read::read_document;
+use crate::spec::values::required_string;
 
 /// A validated plugin manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -39,13 +41,12 @@ impl PluginCatalog for BTreeMap<String, PluginManifest> {
 /// Parses and validates a manifest; `source_name` is what diagnostics call the file.
 pub fn parse_plugin_manifest(source_name: &str, text: &str) -> Result<PluginManifest, Diagnostics> {
     let mut diags = Diagnostics::new(source_name, text);
-    let Some(doc) = raw::read_document::<RawManifest>(text, raw::manifest_keys_at, &mut diags)
-    else {
+    let Some(doc) = read_document::<RawManifest>(text, raw::manifest_keys_at, &mut diags) else {
         return Err(diags.into_failure("the plugin manifest could not be read"));
     };
     let raw = doc.value;
 
-    let name = validate::required_string(&raw.name, "name", 0..0, &mut diags);
+    let name = required_string(&raw.name, "name", 0..0, &mut diags);
     if let Some(n) = &raw.name
         && !n.get_ref().is_empty()
         && !is_plugin_name(n.get_ref())
@@ -56,7 +57,7 @@ pub fn parse_plugin_manifest(source_name: &str, text: &str) -> Result<PluginMani
             "use lowercase letters, digits and `-`, like \"quota-reset\"",
         );
     }
-    let version = validate::required_string(&raw.version, "version", 0..0, &mut diags);
+    let version = required_string(&raw.version, "version", 0..0, &mut diags);
     if let Some(v) = &raw.version
         && !v.get_ref().is_empty()
         && !is_semver(v.get_ref())
@@ -67,7 +68,7 @@ pub fn parse_plugin_manifest(source_name: &str, text: &str) -> Result<PluginMani
             "use MAJOR.MINOR.PATCH, like \"0.1.0\"",
         );
     }
-    let description = validate::required_string(&raw.description, "description", 0..0, &mut diags);
+    let description = required_string(&raw.description, "description", 0..0, &mut diags);
 
     let needs = match &raw.capabilities {
         None => Grants::default(),

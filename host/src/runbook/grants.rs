@@ -4,13 +4,12 @@
 use toml::Spanned;
 use toml::de::DeTable;
 
-use super::diagnostic::Diagnostics;
-use super::raw::{
-    RawDb, RawEmail, RawGrants, RawStep, RawStripe, RawWebhook, Seg, Span, SpannedList, closest,
-    key_span,
-};
+use super::raw::{RawDb, RawEmail, RawGrants, RawStep, RawStripe, RawWebhook};
 use crate::capability::StatementKind;
 use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
+use crate::spec::Diagnostics;
+use crate::spec::keys::closest;
+use crate::spec::read::{Seg, Span, SpannedList, key_span};
 
 pub(super) fn grants(g: &RawGrants, diags: &mut Diagnostics) -> Grants {
     Grants {

@@ -1,0 +1,13 @@
+//! Every TOML file the host reads, one way: the text is parsed with spans, deserialized
+//! into raw shapes (unknown keys and wrong types reported), validated into a model, and
+//! every problem lands in one [`Diagnostics`] with file:line:column.
+//!
+//! Shared here: the reader ([`read`]), allowed keys and did-you-mean ([`keys`]), value
+//! rules ([`values`]) and the diagnostics themselves ([`diagnostic`]).
+
+pub mod diagnostic;
+pub(crate) mod keys;
+pub(crate) mod read;
+pub mod values;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
