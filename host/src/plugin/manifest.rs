@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::capability::Grants;
+use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
 use crate::runbook::raw::{self, RawManifest};
-use crate::runbook::validate;
 use crate::spec::Diagnostics;
 use crate::spec::read::read_document;
 use crate::spec::values::required_string;
@@ -78,20 +77,20 @@ pub fn parse_plugin_manifest(source_name: &str, text: &str) -> Result<PluginMani
                 db: c
                     .db
                     .as_ref()
-                    .map(|db| validate::db_grant(db.get_ref(), &mut diags))
+                    .map(|db| DbGrant::parse(db.get_ref(), &mut diags))
                     .unwrap_or_default(),
                 stripe: c
                     .stripe
                     .as_ref()
-                    .map(|s| validate::stripe_grant(s.get_ref(), &mut diags)),
-                email: c.email.as_ref().map(|e| crate::capability::EmailGrant {
-                    recipients: validate::recipients(&e.get_ref().recipients, &mut diags),
-                    max_per_run: None,
-                }),
+                    .map(|s| StripeGrant::parse(s.get_ref(), &mut diags)),
+                email: c
+                    .email
+                    .as_ref()
+                    .map(|e| EmailGrant::parse_needs(e.get_ref(), &mut diags)),
                 webhook: c
                     .webhook
                     .as_ref()
-                    .map(|w| validate::webhook_grant(w.get_ref(), &mut diags)),
+                    .map(|w| WebhookGrant::parse(w.get_ref(), &mut diags)),
             }
         }
     };

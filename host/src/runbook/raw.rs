@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::capability::{
+    RawDbGrant, RawEmailGrant, RawEmailNeeds, RawStripeGrant, RawWebhookGrant,
+};
 use crate::spec::keys::fields;
 use crate::spec::read::SpannedList;
 
@@ -73,38 +76,10 @@ pub(crate) struct RawRollback {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawGrants {
-    pub db: Option<Spanned<RawDb>>,
-    pub stripe: Option<Spanned<RawStripe>>,
-    pub email: Option<Spanned<RawEmail>>,
-    pub webhook: Option<Spanned<RawWebhook>>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawDb {
-    pub select: Option<SpannedList>,
-    pub insert: Option<SpannedList>,
-    pub update: Option<SpannedList>,
-    pub delete: Option<SpannedList>,
-    pub ddl: Option<SpannedList>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawStripe {
-    pub operations: Option<SpannedList>,
-    pub max_refund_amount: Option<Spanned<i64>>,
-    pub max_refund_total: Option<Spanned<i64>>,
-    pub max_writes: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawWebhook {
-    pub endpoints: Option<SpannedList>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawEmail {
-    pub recipients: Option<SpannedList>,
-    pub max_per_run: Option<Spanned<i64>>,
+    pub db: Option<Spanned<RawDbGrant>>,
+    pub stripe: Option<Spanned<RawStripeGrant>>,
+    pub email: Option<Spanned<RawEmailGrant>>,
+    pub webhook: Option<Spanned<RawWebhookGrant>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,17 +92,10 @@ pub(crate) struct RawManifest {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawCapabilities {
-    pub db: Option<Spanned<RawDb>>,
-    pub stripe: Option<Spanned<RawStripe>>,
-    pub email: Option<Spanned<RawManifestEmail>>,
-    pub webhook: Option<Spanned<RawWebhook>>,
-}
-
-/// A plugin says whom it mails; how many mails a run may send is the operator's call,
-/// so `max_per_run` is a step grant only.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawManifestEmail {
-    pub recipients: Option<SpannedList>,
+    pub db: Option<Spanned<RawDbGrant>>,
+    pub stripe: Option<Spanned<RawStripeGrant>>,
+    pub email: Option<Spanned<RawEmailNeeds>>,
+    pub webhook: Option<Spanned<RawWebhookGrant>>,
 }
 
 /// Allowed keys for a table inside a runbook, by where the table is.
@@ -149,10 +117,10 @@ pub(crate) fn runbook_keys_at(path: &[&str]) -> &'static [&'static str] {
 fn grant_keys_at(path: &[&str]) -> &'static [&'static str] {
     match path {
         [] => fields::<RawGrants>(),
-        ["db"] => fields::<RawDb>(),
-        ["stripe"] => fields::<RawStripe>(),
-        ["email"] => fields::<RawEmail>(),
-        ["webhook"] => fields::<RawWebhook>(),
+        ["db"] => fields::<RawDbGrant>(),
+        ["stripe"] => fields::<RawStripeGrant>(),
+        ["email"] => fields::<RawEmailGrant>(),
+        ["webhook"] => fields::<RawWebhookGrant>(),
         _ => &[],
     }
 }
@@ -162,10 +130,10 @@ pub(crate) fn manifest_keys_at(path: &[&str]) -> &'static [&'static str] {
     match path {
         [] => fields::<RawManifest>(),
         ["capabilities"] => fields::<RawCapabilities>(),
-        ["capabilities", "db"] => fields::<RawDb>(),
-        ["capabilities", "stripe"] => fields::<RawStripe>(),
-        ["capabilities", "email"] => fields::<RawManifestEmail>(),
-        ["capabilities", "webhook"] => fields::<RawWebhook>(),
+        ["capabilities", "db"] => fields::<RawDbGrant>(),
+        ["capabilities", "stripe"] => fields::<RawStripeGrant>(),
+        ["capabilities", "email"] => fields::<RawEmailNeeds>(),
+        ["capabilities", "webhook"] => fields::<RawWebhookGrant>(),
         _ => &[],
     }
 }

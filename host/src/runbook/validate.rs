@@ -20,10 +20,6 @@ use crate::spec::read::{Seg, Span, key_span};
 use crate::spec::values::{is_identifier, is_slug, parse_duration, required_string};
 use crate::template::Templates;
 
-// Plugin manifests read their capability tables with the step grant parsers, through
-// this module.
-pub(crate) use super::grants::{db_grant, recipients, stripe_grant, webhook_grant};
-
 const MEMORY_MB_MAX: i64 = 4096;
 
 /// Everything validation of one runbook needs to look things up.

@@ -18,6 +18,11 @@ pub type Span = Range<usize>;
 /// A list of strings where each entry keeps its position (grant lists, approvers).
 pub type SpannedList = Spanned<Vec<Spanned<String>>>;
 
+/// The entries of an optional list, empty when the key is absent.
+pub fn items(list: &Option<SpannedList>) -> &[Spanned<String>] {
+    list.as_ref().map_or(&[], |l| l.get_ref().as_slice())
+}
+
 /// One step of a path into the document, as serde_ignored reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::{EmailGrant, glob_match};
+pub use grant::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
 pub use service::{EmailService, MailTransport};
 
 use super::calls::CallSession;

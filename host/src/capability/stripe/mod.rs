@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::StripeGrant;
+pub use grant::{RawStripeGrant, StripeGrant};
 pub use operations::{StripeOperation, stripe_operation, stripe_operation_names};
 pub use service::{StripeClient, StripeService};
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::WebhookGrant;
+pub use grant::{RawWebhookGrant, WebhookGrant};
 pub use service::{WebhookEndpoint, WebhookService};
 
 use super::calls::CallSession;
