@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::email::EmailService;
 use super::stripe::StripeService;
 use super::webhook::WebhookService;
-use crate::config::Config;
+use crate::spec::config::Config;
 
 #[derive(Debug)]
 pub struct Services {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::report::RollbackReport;
 use super::step::{Attempting, scope_plugin};
 use super::{ExecError, Executor, RunScope};
-use crate::runbook::{RetryPolicy, Runbook, Step};
+use crate::spec::runbook::{RetryPolicy, Runbook, Step};
 use crate::state::{AuditSpool, NewAuditEntry, RollbackRecord, RunState, StepStatus};
 use crate::template::RunContext;
 

@@ -286,9 +286,9 @@ impl miette::Diagnostic for Report<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::runbook::fixtures::{HEAD, catalog};
-    use crate::runbook::parse_runbook;
     use crate::spec::diagnostic;
+    use crate::spec::runbook::fixtures::{HEAD, catalog};
+    use crate::spec::runbook::parse_runbook;
 
     #[test]
     fn rendered_output_has_positions_and_underlines_and_no_ansi() {

@@ -202,7 +202,7 @@ fn locate(root: &DeTable<'_>, path: &[Seg]) -> Option<(Span, Span)> {
 
 #[cfg(test)]
 mod tests {
-    use crate::runbook::fixtures::{HEAD, errors, helps};
+    use crate::spec::runbook::fixtures::{HEAD, errors, helps};
 
     #[test]
     fn toml_syntax_error_has_a_position() {

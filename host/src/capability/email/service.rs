@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 
-use crate::config::{Config, EmailDelivery, SmtpConfig, SmtpTls};
+use crate::spec::config::{Config, EmailDelivery, SmtpConfig, SmtpTls};
 
 pub struct EmailService {
     pub from: Result<Mailbox, String>,

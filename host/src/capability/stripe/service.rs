@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::spec::config::Config;
 
 /// `client` is `Err` with the reason Stripe calls cannot be made (no key in the
 /// environment, ...): a step that calls Stripe is answered `unavailable`.

@@ -132,9 +132,7 @@ pub(crate) fn pattern_covers(pattern: &str, wanted: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
-    use crate::plugin::manifest::parse_plugin_manifest;
-    use crate::runbook::fixtures::{HEAD, errors, helps, set};
+    use crate::spec::runbook::fixtures::{HEAD, errors, helps};
 
     #[test]
     fn invalid_grant_entries() {
@@ -258,93 +256,5 @@ plugin = "refunder"
         assert!(pattern_covers("*", "anything"));
         assert!(pattern_covers("a*b*c", "aXXbYYc"));
         assert!(!pattern_covers("a*b*c", "aXXbYY"));
-    }
-
-    #[test]
-    fn plugin_manifest_parses() {
-        let text = r#"name = "quota-reset"
-version = "0.1.0"
-description = "Reset monthly API call quotas"
-[capabilities.db]
-select = ["usage_quotas"]
-update = ["Usage_Quotas"]
-[capabilities.stripe]
-operations = ["subscriptions.retrieve"]
-[capabilities.email]
-recipients = ["*@example.com"]
-"#;
-        let m = parse_plugin_manifest("quota-reset.toml", text).unwrap();
-        assert_eq!(m.name, "quota-reset");
-        assert_eq!(m.version, "0.1.0");
-        assert_eq!(m.description, "Reset monthly API call quotas");
-        assert_eq!(
-            m.needs,
-            Grants {
-                webhook: None,
-                db: DbGrant {
-                    select: set(&["usage_quotas"]),
-                    update: set(&["usage_quotas"]),
-                    ..DbGrant::default()
-                },
-                stripe: Some(StripeGrant {
-                    operations: set(&["subscriptions.retrieve"]),
-                    ..StripeGrant::default()
-                }),
-                email: Some(EmailGrant {
-                    recipients: vec!["*@example.com".into()],
-                    max_per_run: None,
-                }),
-            }
-        );
-
-        let bare = parse_plugin_manifest(
-            "echo.toml",
-            "name = \"echo\"\nversion = \"1.2.3-rc.1\"\ndescription = \"x\"\n[capabilities.email]\n",
-        )
-        .unwrap();
-        assert_eq!(bare.needs.db, DbGrant::default());
-        assert_eq!(bare.needs.email, Some(EmailGrant::default()));
-    }
-
-    #[test]
-    fn plugin_manifest_errors() {
-        let text = r#"name = "Quota Reset"
-version = "1.0"
-[capabilities]
-db.selct = ["x"]
-email.max_per_run = 3
-files = true
-[capabilities.stripe]
-operations = ["nope"]
-"#;
-        let err = parse_plugin_manifest("m.toml", text).unwrap_err();
-        let got: Vec<(usize, usize, String)> = err
-            .iter()
-            .map(|d| (d.line.unwrap(), d.column.unwrap(), d.message.clone()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (1, 1, "missing required key `description`".to_string()),
-                (1, 8, "invalid plugin name \"Quota Reset\"".to_string()),
-                (2, 11, "invalid version \"1.0\"".to_string()),
-                (4, 4, "unknown key `selct` in `capabilities.db`".to_string()),
-                (
-                    5,
-                    7,
-                    "unknown key `max_per_run` in `capabilities.email`".to_string()
-                ),
-                (6, 1, "unknown key `files` in `capabilities`".to_string()),
-                (8, 15, "invalid Stripe operation \"nope\"".to_string()),
-            ]
-        );
-
-        let err = parse_plugin_manifest("m.toml", "name = [\n").unwrap_err();
-        assert!(err.items()[0].message.starts_with("TOML syntax error"));
-        let err = parse_plugin_manifest("m.toml", "name = 1\n").unwrap_err();
-        assert_eq!(
-            err.items()[0].message,
-            "wrong type: found integer `1`, expected a string"
-        );
     }
 }

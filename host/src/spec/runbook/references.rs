@@ -199,8 +199,8 @@ fn check_step_reference(
 
 #[cfg(test)]
 mod tests {
-    use crate::runbook::fixtures::{HEAD, catalog, errors, helps};
-    use crate::runbook::parse_runbook;
+    use crate::spec::runbook::fixtures::{HEAD, catalog, errors, helps};
+    use crate::spec::runbook::parse_runbook;
 
     #[test]
     fn templates_that_do_not_compile() {

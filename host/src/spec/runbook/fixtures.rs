@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::parse_runbook;
 use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
-use crate::plugin::manifest::PluginManifest;
+use crate::spec::manifest::PluginManifest;
 
 pub(crate) fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()

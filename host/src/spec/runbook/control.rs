@@ -326,9 +326,9 @@ mod tests {
 
     use serde_json::json;
 
-    use crate::runbook::fixtures::{HEAD, catalog, errors};
-    use crate::runbook::model::{Backoff, OnFailure, OnTimeout, RetryPolicy};
-    use crate::runbook::parse_runbook;
+    use crate::spec::runbook::fixtures::{HEAD, catalog, errors};
+    use crate::spec::runbook::model::{Backoff, OnFailure, OnTimeout, RetryPolicy};
+    use crate::spec::runbook::parse_runbook;
 
     #[test]
     fn approval_retry_and_rollback_parse_to_the_model() {

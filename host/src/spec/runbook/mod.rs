@@ -17,9 +17,9 @@ pub use model::{
     Approval, Backoff, OnFailure, OnTimeout, Param, ParamKind, RetryPolicy, Rollback, Runbook, Step,
 };
 
-use crate::plugin::manifest::PluginCatalog;
+use crate::spec::Diagnostics;
+use crate::spec::manifest::PluginCatalog;
 use crate::spec::read::read_document;
-pub use crate::spec::{Diagnostic, Diagnostics};
 
 /// Reads and validates the runbook at `path`. The file name in diagnostics is `path` as
 /// given.
@@ -70,7 +70,7 @@ mod tests {
     use super::fixtures::{GOOD, catalog, set};
     use super::*;
     use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
-    use crate::plugin::manifest::parse_plugin_manifest;
+    use crate::spec::manifest::parse_plugin_manifest;
 
     #[test]
     fn good_runbook_parses_to_the_expected_model() {

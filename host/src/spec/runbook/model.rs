@@ -330,8 +330,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::runbook::fixtures::{HEAD, catalog};
-    use crate::runbook::parse_runbook;
+    use crate::spec::runbook::fixtures::{HEAD, catalog};
+    use crate::spec::runbook::parse_runbook;
 
     fn params_runbook() -> Runbook {
         let text = format!(

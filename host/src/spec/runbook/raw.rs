@@ -1,14 +1,12 @@
-//! The TOML shapes of runbooks and plugin manifests as written, with source spans, and
-//! which keys each table allows (derived from these structs).
+//! A runbook file as written: serde shapes with source spans, and which keys each table
+//! allows (read from these structs and the capabilities' grant tables).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capability::{
-    RawDbGrant, RawEmailGrant, RawEmailNeeds, RawStripeGrant, RawWebhookGrant,
-};
+use crate::capability::{RawDbGrant, RawEmailGrant, RawStripeGrant, RawWebhookGrant};
 use crate::spec::keys::fields;
 use crate::spec::read::SpannedList;
 
@@ -82,22 +80,6 @@ pub(crate) struct RawGrants {
     pub webhook: Option<Spanned<RawWebhookGrant>>,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawManifest {
-    pub name: Option<Spanned<String>>,
-    pub version: Option<Spanned<String>>,
-    pub description: Option<Spanned<String>>,
-    pub capabilities: Option<Spanned<RawCapabilities>>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawCapabilities {
-    pub db: Option<Spanned<RawDbGrant>>,
-    pub stripe: Option<Spanned<RawStripeGrant>>,
-    pub email: Option<Spanned<RawEmailNeeds>>,
-    pub webhook: Option<Spanned<RawWebhookGrant>>,
-}
-
 /// Allowed keys for a table inside a runbook, by where the table is.
 pub(crate) fn runbook_keys_at(path: &[&str]) -> &'static [&'static str] {
     match path {
@@ -125,22 +107,9 @@ fn grant_keys_at(path: &[&str]) -> &'static [&'static str] {
     }
 }
 
-/// Allowed keys for a table inside a plugin manifest, by where the table is.
-pub(crate) fn manifest_keys_at(path: &[&str]) -> &'static [&'static str] {
-    match path {
-        [] => fields::<RawManifest>(),
-        ["capabilities"] => fields::<RawCapabilities>(),
-        ["capabilities", "db"] => fields::<RawDbGrant>(),
-        ["capabilities", "stripe"] => fields::<RawStripeGrant>(),
-        ["capabilities", "email"] => fields::<RawEmailNeeds>(),
-        ["capabilities", "webhook"] => fields::<RawWebhookGrant>(),
-        _ => &[],
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::runbook::fixtures::{HEAD, helps};
+    use crate::spec::runbook::fixtures::{HEAD, helps};
 
     #[test]
     fn every_runbook_key_is_suggested_even_the_latest() {
