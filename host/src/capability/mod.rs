@@ -29,7 +29,7 @@ pub use db::{
 pub use email::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
 pub use grants::{Grants, Interface};
 pub use redact::redact;
-pub use services::Services;
+pub use services::{ServiceConfig, Services};
 pub use stripe::{
     RawStripeGrant, StripeGrant, StripeOperation, stripe_operation, stripe_operation_names,
 };

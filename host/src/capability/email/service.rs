@@ -2,12 +2,12 @@
 //! environment) or an outbox folder of `.eml` files, the sender, and the template folder.
 //! Built once per run from `[email]` in runbook.toml.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::message::Mailbox;
 
-use crate::spec::config::{Config, EmailDelivery, SmtpConfig, SmtpTls};
+use super::config::{EmailConfig, EmailDelivery, SmtpConfig, SmtpTls};
 
 pub struct EmailService {
     pub from: Result<Mailbox, String>,
@@ -30,18 +30,17 @@ impl std::fmt::Debug for EmailService {
 }
 
 impl EmailService {
-    pub fn from_config(config: &Config) -> EmailService {
-        let transport = match &config.email.delivery {
+    pub fn from_config(config: &EmailConfig, templates: &Path) -> EmailService {
+        let transport = match &config.delivery {
             EmailDelivery::Outbox(dir) => Ok(MailTransport::Outbox(dir.clone())),
             EmailDelivery::Smtp(smtp) => smtp_transport(smtp).map(MailTransport::Smtp),
         };
         EmailService {
             from: config
-                .email
                 .from
                 .parse()
-                .map_err(|e| format!("email.from {:?}: {e}", config.email.from)),
-            templates: config.template_dir.clone(),
+                .map_err(|e| format!("email.from {:?}: {e}", config.from)),
+            templates: templates.to_path_buf(),
             transport,
         }
     }

@@ -3,6 +3,7 @@
 //! (`service.rs`, from `[webhooks.<name>]` in runbook.toml) holds their URLs and secrets,
 //! which plugins never see.
 
+mod config;
 mod grant;
 mod host;
 mod service;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
+pub use config::{RawWebhookEndpoint, RawWebhooksConfig, WebhookConfig, configure};
 pub use grant::{RawWebhookGrant, WebhookGrant};
 pub use service::{WebhookEndpoint, WebhookService};
 
