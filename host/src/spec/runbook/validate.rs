@@ -414,13 +414,18 @@ pub(super) fn unknown_plugin(
     diags.error_with_help(p.span(), format!("unknown plugin {:?}", p.get_ref()), help);
 }
 
-pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
+/// A TOML value JSON cannot carry.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is not a finite number (JSON has no NaN or infinity)")]
+pub(super) struct NotFinite(f64);
+
+pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, NotFinite> {
     Ok(match v {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::from(*i),
         toml::Value::Float(f) => serde_json::Number::from_f64(*f)
             .map(Value::Number)
-            .ok_or_else(|| format!("{f} is not a finite number (JSON has no NaN or infinity)"))?,
+            .ok_or(NotFinite(*f))?,
         toml::Value::Boolean(b) => Value::Bool(*b),
         // Plugins receive JSON, which has no date type: RFC 3339 text is the usual form.
         toml::Value::Datetime(d) => Value::String(d.to_string()),
@@ -433,7 +438,7 @@ pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
         toml::Value::Table(t) => Value::Object(
             t.iter()
                 .map(|(k, v)| Ok((k.clone(), toml_to_json(v)?)))
-                .collect::<Result<Map<_, _>, String>>()?,
+                .collect::<Result<Map<_, _>, NotFinite>>()?,
         ),
     })
 }
