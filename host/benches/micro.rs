@@ -18,8 +18,8 @@ use runbook::capability::AnalysisCache;
 use runbook::capability::{
     CallSession, DbGrant, DbSession, Grants, RunBudget, Services, StepCapabilities, StepContext,
 };
-use runbook::config::Config;
 use runbook::runtime::{LoadedPlugin, PluginOutcome, Runtime, StepLimits, StepState};
+use runbook::spec::config::Config;
 use runbook::state::StateStore;
 use runbook::target::TargetDb;
 

@@ -4,12 +4,11 @@
 
 pub mod capability;
 pub mod cli;
-pub mod config;
 mod contract;
 pub mod exec;
 pub mod plugin;
-pub mod runbook;
 pub mod runtime;
+pub mod spec;
 pub mod state;
 pub mod target;
 pub mod template;

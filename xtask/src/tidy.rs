@@ -14,6 +14,10 @@ const MAX_LINES: usize = 600;
 /// Top-level host modules that import nothing else from the crate.
 const LEAVES: &[&str] = &["state", "target", "contract", "template"];
 
+/// What every TOML file kind shares in `spec/`; the file kinds themselves (runbook,
+/// config, manifest) are off limits to capabilities.
+const SPEC_SHARED: &[&str] = &["diagnostic", "read", "values", "keys"];
+
 /// (module, host modules it must not import). `cli` is the top: nothing imports it.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
@@ -71,9 +75,16 @@ pub fn problems(root: &Path) -> Result<Vec<String>> {
                 }
             }
             if module == "runtime" {
-                for path in capability_paths(&text) {
+                for path in submodules(&text, "crate::capability::", &["registry"]) {
                     found.push(format!(
                         "{shown}: names `crate::capability::{path}`: runtime knows capabilities only through the registry"
+                    ));
+                }
+            }
+            if module == "capability" {
+                for path in submodules(&text, "crate::spec::", SPEC_SHARED) {
+                    found.push(format!(
+                        "{shown}: names `crate::spec::{path}`: a capability reads its own TOML with spec's shared pieces only"
                     ));
                 }
             }
@@ -151,14 +162,14 @@ fn crate_imports(text: &str) -> BTreeSet<String> {
     found
 }
 
-/// `crate::capability::<x>::...` paths with `x` other than the registry.
-fn capability_paths(text: &str) -> Vec<String> {
-    text.match_indices("crate::capability::")
+/// Submodules named after `prefix` (`crate::capability::<x>::...`) other than `allowed`.
+fn submodules(text: &str, prefix: &str, allowed: &[&str]) -> Vec<String> {
+    text.match_indices(prefix)
         .filter_map(|(at, m)| {
             let rest = &text[at + m.len()..];
             let name = leading_ident(rest)?;
             let after = &rest[name.len()..];
-            (after.starts_with("::") && name != "registry").then_some(name)
+            (after.starts_with("::") && !allowed.contains(&name.as_str())).then_some(name)
         })
         .collect()
 }
@@ -245,8 +256,10 @@ mod tests {
         assert!(forbidden("runtime", "capability").is_none());
         assert!(forbidden("exec", "cli").is_some());
         assert!(forbidden("exec", "state").is_none());
-        let named = capability_paths(
+        let named = submodules(
             "use crate::capability::registry::link; use crate::capability::db::DbHost; use crate::capability::Grants;",
+            "crate::capability::",
+            &["registry"],
         );
         assert_eq!(named, ["db"]);
     }

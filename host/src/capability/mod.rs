@@ -23,13 +23,17 @@ use wasmtime::component::{HasData, Linker};
 
 pub use budget::RunBudget;
 pub use calls::{CallSession, MAX_LOG_LINES, StepContext, StepRecording};
-pub use db::{AnalysisCache, DbGrant, DbSession, SqlAccess, SqlDialect, SqlError, StatementKind};
-pub use email::{EmailGrant, glob_match};
+pub use db::{
+    AnalysisCache, DbGrant, DbSession, RawDbGrant, SqlAccess, SqlDialect, SqlError, StatementKind,
+};
+pub use email::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
 pub use grants::{Grants, Interface};
 pub use redact::redact;
-pub use services::Services;
-pub use stripe::{StripeGrant, StripeOperation, stripe_operation, stripe_operation_names};
-pub use webhook::WebhookGrant;
+pub use services::{ServiceConfig, Services};
+pub use stripe::{
+    RawStripeGrant, StripeGrant, StripeOperation, stripe_operation, stripe_operation_names,
+};
+pub use webhook::{RawWebhookGrant, WebhookGrant};
 
 use crate::contract::types;
 use crate::state::CallRecord;

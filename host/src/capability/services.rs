@@ -2,12 +2,24 @@
 //! Built once per run from `runbook.toml` and the host's environment; secrets live in
 //! these services and nowhere else.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use super::email::EmailService;
-use super::stripe::StripeService;
-use super::webhook::WebhookService;
-use crate::config::Config;
+use super::email::{EmailConfig, EmailService};
+use super::stripe::{StripeConfig, StripeService};
+use super::webhook::{WebhookConfig, WebhookService};
+
+/// What the services are built from: each capability's own section of `runbook.toml`,
+/// as that capability's `configure` made it. The configuration implements this, so no
+/// capability sees the rest of the file.
+pub trait ServiceConfig {
+    fn stripe(&self) -> &StripeConfig;
+    fn webhooks(&self) -> &BTreeMap<String, WebhookConfig>;
+    fn email(&self) -> &EmailConfig;
+    /// The email templates' folder (`[paths] templates`).
+    fn email_templates(&self) -> &Path;
+}
 
 #[derive(Debug)]
 pub struct Services {
@@ -17,11 +29,14 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn from_config(config: &Config) -> Services {
+    pub fn from_config(config: &impl ServiceConfig) -> Services {
         Services {
-            stripe: Arc::new(StripeService::from_config(config)),
-            webhook: Arc::new(WebhookService::from_config(config)),
-            email: Arc::new(EmailService::from_config(config)),
+            stripe: Arc::new(StripeService::from_config(config.stripe())),
+            webhook: Arc::new(WebhookService::from_config(config.webhooks())),
+            email: Arc::new(EmailService::from_config(
+                config.email(),
+                config.email_templates(),
+            )),
         }
     }
 }

@@ -14,8 +14,8 @@ use crate::capability::Services;
 use crate::exec::{
     ExecError, Executor, Plan, RunObserver, RunReport, StepReport, may_approve, parse_cli_params,
 };
-use crate::runbook::{Runbook, Step};
 use crate::runtime::Runtime;
+use crate::spec::runbook::{Runbook, Step};
 use crate::state::{ApprovalRecord, ApprovalRequest, Decision, RunState};
 use crate::state::{RunStatus, StepStatus};
 use crate::target::TargetDb;

@@ -10,8 +10,8 @@ use super::output::{self, BOLD, DIM, FAIL, OK};
 use super::session::{Reported, Session, report_diagnostics};
 use crate::capability::StatementKind;
 use crate::capability::{Grants, Interface};
-use crate::runbook::load_runbook;
 use crate::runtime::Runtime;
+use crate::spec::runbook::load_runbook;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
 use crate::plugin::PluginDirectory;
-use crate::runbook::{Diagnostics, Runbook, load_runbook};
+use crate::spec::Diagnostics;
+use crate::spec::config::Config;
+use crate::spec::runbook::{Runbook, load_runbook};
 use crate::state::StateStore;
 
 use super::exit;

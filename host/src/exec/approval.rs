@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::report::{AwaitingApproval, StepReport};
 use super::{ExecError, Executor, RunObserver, RunScope};
-use crate::runbook::{Approval, OnTimeout, Step};
+use crate::spec::runbook::{Approval, OnTimeout, Step};
 use crate::state::{
     ApprovalDecision, ApprovalRecord, ApprovalRequest, Decision, NewAuditEntry, StepOutcome,
     StepStart, StepStatus,

@@ -13,7 +13,7 @@ use super::report::{AwaitingApproval, StepReport};
 use super::rollback::rollback_state;
 use super::run::run_audit;
 use super::{ExecError, Executor, Plan, RunObserver, RunReport, RunScope, lease};
-use crate::runbook::{OnFailure, Runbook, Step};
+use crate::spec::runbook::{OnFailure, Runbook, Step};
 use crate::state::{Lease, RunEnd, RunState, RunStatus, StepFinish, StepRecord, StepStatus};
 use crate::template::RunContext;
 

@@ -8,8 +8,8 @@ use std::collections::hash_map::Entry;
 use serde_json::json;
 
 use super::{ExecError, Executor};
-use crate::runbook::Runbook;
 use crate::runtime::LoadedPlugin;
+use crate::spec::runbook::Runbook;
 use crate::state::NewAuditEntry;
 
 /// The run's plugins, loaded and checked, by name.

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ExecError, RunScope};
-use crate::runbook::{Runbook, Step};
 use crate::runtime::CacheOutcome;
+use crate::spec::runbook::{Runbook, Step};
 use crate::state::{RunDetail, RunState, RunStatus, StateError, StepRecord, StepStatus};
 
 #[derive(Debug, Clone, Serialize)]

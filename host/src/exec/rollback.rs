@@ -9,7 +9,7 @@ use super::report::RollbackReport;
 use super::step::{Attempting, scope_plugin};
 use super::{ExecError, Executor, RunScope};
 use crate::contract::json::rollback::{Decision, JournalCall, RollbackInput, RolledBackStep};
-use crate::runbook::{RetryPolicy, Runbook, Step};
+use crate::spec::runbook::{RetryPolicy, Runbook, Step};
 use crate::state::{AuditSpool, CallDecision, NewAuditEntry, RollbackRecord, RunState, StepStatus};
 use crate::template::RunContext;
 

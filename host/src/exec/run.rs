@@ -15,7 +15,7 @@ use super::report::StepReport;
 use super::rollback::rollback_state;
 use super::{ExecError, Executor, RunObserver, RunReport, RunScope, approval, lease};
 use crate::capability::RunBudget;
-use crate::runbook::Runbook;
+use crate::spec::runbook::Runbook;
 use crate::state::{NewAuditEntry, NewRun, RunDetail, RunState, RunStatus, StateError};
 use crate::template::RunContext;
 

@@ -12,8 +12,8 @@ use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::{
     CallSession, DbSession, Grants, MAX_LOG_LINES, StepCapabilities, StepContext,
 };
-use crate::runbook::Step;
 use crate::runtime::{Fault, LoadedPlugin, PluginOutcome, StepLimits, StepState};
+use crate::spec::runbook::Step;
 use crate::state::{
     AuditSpool, CallRecord, LogLine, StateError, StepFinish, StepOutcome, StepRecord, StepStart,
     StepStatus,

@@ -1,12 +1,10 @@
 //! Plugins on disk: each is `<name>.wasm` (a component) with its manifest `<name>.toml`
 //! beside it, in one of the configured plugin folders.
 
-pub mod manifest;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use manifest::{PluginCatalog, PluginManifest};
+use crate::spec::manifest::{PluginCatalog, PluginManifest, parse_plugin_manifest};
 
 #[derive(Debug, Clone)]
 pub struct PluginEntry {
@@ -56,7 +54,7 @@ impl PluginDirectory {
             }
         };
         let source = manifest_path.display().to_string();
-        let manifest = match manifest::parse_plugin_manifest(&source, &text) {
+        let manifest = match parse_plugin_manifest(&source, &text) {
             Ok(m) => m,
             Err(diagnostics) => {
                 self.problems.push(diagnostics.render(false));

@@ -1,10 +1,23 @@
-//! The `db` grant: tables per statement kind, checked against every statement's analysis.
+//! The `db` grant: tables per statement kind, read from `[steps.grants.db]` (or a
+//! manifest's `[capabilities.db]`) and checked against every statement's analysis.
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{SqlAccess, StatementKind};
+use crate::spec::Diagnostics;
+use crate::spec::read::{SpannedList, items};
+
+/// `[steps.grants.db]` as written: table lists per statement kind.
+#[derive(Debug, Deserialize)]
+pub struct RawDbGrant {
+    pub select: Option<SpannedList>,
+    pub insert: Option<SpannedList>,
+    pub update: Option<SpannedList>,
+    pub delete: Option<SpannedList>,
+    pub ddl: Option<SpannedList>,
+}
 
 /// Tables per statement kind. Table names are compared lower-cased, as written
 /// (a schema-qualified name must be granted schema-qualified).
@@ -19,6 +32,33 @@ pub struct DbGrant {
 }
 
 impl DbGrant {
+    /// The grant a table names, every invalid table name reported.
+    pub fn parse(raw: &RawDbGrant, diags: &mut Diagnostics) -> DbGrant {
+        let mut grant = DbGrant::default();
+        let lists = [
+            (StatementKind::Select, &raw.select, &mut grant.select),
+            (StatementKind::Insert, &raw.insert, &mut grant.insert),
+            (StatementKind::Update, &raw.update, &mut grant.update),
+            (StatementKind::Delete, &raw.delete, &mut grant.delete),
+            (StatementKind::Ddl, &raw.ddl, &mut grant.ddl),
+        ];
+        for (kind, list, out) in lists {
+            for table in items(list) {
+                let name = table.get_ref().trim().to_lowercase();
+                if is_table_name(&name) {
+                    out.insert(name);
+                } else {
+                    diags.error_with_help(
+                        table.span(),
+                        format!("invalid table name {:?} in `{kind}`", table.get_ref()),
+                        "name each table, plain or schema-qualified, like \"usage_quotas\" or \"billing.invoices\"",
+                    );
+                }
+            }
+        }
+        grant
+    }
+
     pub fn is_empty(&self) -> bool {
         self.select.is_empty()
             && self.insert.is_empty()
@@ -64,6 +104,18 @@ impl DbGrant {
             })
             .collect()
     }
+}
+
+/// Grants name tables exactly (no wildcards): a grant is a reviewable list.
+fn is_table_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').count() <= 3
+        && name.split('.').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+                && chars
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        })
 }
 
 /// A statement needed something the grant does not give.

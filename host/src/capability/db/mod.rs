@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::{DbGrant, Denied};
+pub use grant::{DbGrant, Denied, RawDbGrant};
 pub use sql::{AnalysisCache, SqlAccess, SqlDialect, SqlError, StatementKind};
 
 use super::calls::CallSession;

@@ -1,6 +1,25 @@
-//! The `email` grant: recipient patterns and a per-run count.
+//! The `email` grant: recipient patterns and a per-run count, read from
+//! `[steps.grants.email]`; a manifest's `[capabilities.email]` names recipients only.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::spec::Diagnostics;
+use crate::spec::read::{SpannedList, items};
+
+/// `[steps.grants.email]` as written.
+#[derive(Debug, Deserialize)]
+pub struct RawEmailGrant {
+    pub recipients: Option<SpannedList>,
+    pub max_per_run: Option<Spanned<i64>>,
+}
+
+/// A plugin says whom it mails; how many mails a run may send is the operator's call,
+/// so `max_per_run` is a step grant only.
+#[derive(Debug, Deserialize)]
+pub struct RawEmailNeeds {
+    pub recipients: Option<SpannedList>,
+}
 
 /// Recipient patterns such as `*@example.com`. An entry written as a template
 /// (`{{ steps.find.output.admins }}`) is rendered when the step starts, from the outputs
@@ -12,6 +31,39 @@ pub struct EmailGrant {
 }
 
 impl EmailGrant {
+    /// A step's grant: recipient patterns and the per-run count.
+    pub fn parse(raw: &RawEmailGrant, diags: &mut Diagnostics) -> EmailGrant {
+        let recipients = recipients(&raw.recipients, diags);
+        let max_per_run = raw.max_per_run.as_ref().and_then(|m| {
+            let v = *m.get_ref();
+            match u32::try_from(v) {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    diags.error(
+                        m.span(),
+                        format!(
+                            "`max_per_run` must be between 1 and {}, found {v}",
+                            u32::MAX
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        EmailGrant {
+            recipients,
+            max_per_run,
+        }
+    }
+
+    /// What a plugin manifest says it mails.
+    pub fn parse_needs(raw: &RawEmailNeeds, diags: &mut Diagnostics) -> EmailGrant {
+        EmailGrant {
+            recipients: recipients(&raw.recipients, diags),
+            max_per_run: None,
+        }
+    }
+
     /// Whether `address` (lower-cased) matches one of the (rendered) patterns.
     pub fn allows(&self, address: &str) -> bool {
         let address = address.trim().to_lowercase();
@@ -19,6 +71,37 @@ impl EmailGrant {
             .iter()
             .any(|p| !p.contains("{{") && glob_match(p, &address))
     }
+}
+
+fn recipients(list: &Option<SpannedList>, diags: &mut Diagnostics) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in items(list) {
+        // Rendered when the step starts; the rendered addresses are checked then.
+        if r.get_ref().contains("{{") {
+            out.push(r.get_ref().trim().to_string());
+            continue;
+        }
+        let pattern = r.get_ref().trim().to_lowercase();
+        let valid = match pattern.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !pattern.chars().any(char::is_whitespace)
+            }
+            None => false,
+        };
+        if !valid {
+            diags.error_with_help(
+                r.span(),
+                format!("invalid recipient pattern {:?}", r.get_ref()),
+                "write an address or a pattern with `*`, like \"ops@example.com\" or \"*@example.com\"",
+            );
+        } else if !out.contains(&pattern) {
+            out.push(pattern);
+        }
+    }
+    out
 }
 
 /// `*` matches any run of characters; everything else matches itself.

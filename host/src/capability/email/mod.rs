@@ -3,6 +3,7 @@
 //! or into an outbox folder of `.eml` files (`service.rs`). In a dry run they are
 //! rendered and planned, not sent.
 
+mod config;
 mod grant;
 mod host;
 mod render;
@@ -12,7 +13,10 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::{EmailGrant, glob_match};
+pub use config::{
+    EmailConfig, EmailDelivery, RawEmailConfig, RawSmtpConfig, SmtpConfig, SmtpTls, configure,
+};
+pub use grant::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
 pub use service::{EmailService, MailTransport};
 
 use super::calls::CallSession;

@@ -2,12 +2,12 @@
 //! environment) or an outbox folder of `.eml` files, the sender, and the template folder.
 //! Built once per run from `[email]` in runbook.toml.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::message::Mailbox;
 
-use crate::config::{Config, EmailDelivery, SmtpConfig, SmtpTls};
+use super::config::{EmailConfig, EmailDelivery, SmtpConfig, SmtpTls};
 
 pub struct EmailService {
     pub from: Result<Mailbox, EmailUnavailable>,
@@ -41,23 +41,22 @@ impl std::fmt::Debug for EmailService {
 }
 
 impl EmailService {
-    pub fn from_config(config: &Config) -> EmailService {
-        let transport = match &config.email.delivery {
+    pub fn from_config(config: &EmailConfig, templates: &Path) -> EmailService {
+        let transport = match &config.delivery {
             EmailDelivery::Outbox(dir) => Ok(MailTransport::Outbox(dir.clone())),
             EmailDelivery::Smtp(smtp) => smtp_transport(smtp).map(MailTransport::Smtp),
         };
         EmailService {
             from: config
-                .email
                 .from
                 .parse()
                 .map_err(
                     |e: lettre::address::AddressError| EmailUnavailable::BadSender {
-                        from: config.email.from.clone(),
+                        from: config.from.clone(),
                         reason: e.to_string(),
                     },
                 ),
-            templates: config.template_dir.clone(),
+            templates: templates.to_path_buf(),
             transport,
         }
     }

@@ -1,8 +1,24 @@
-//! The `stripe` grant: operations, and the budgets that bound what they may move.
+//! The `stripe` grant: operations, and the budgets that bound what they may move, read
+//! from `[steps.grants.stripe]` (or a manifest's `[capabilities.stripe]`).
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::operations::{stripe_operation, stripe_operation_names};
+use crate::spec::Diagnostics;
+use crate::spec::keys::closest;
+use crate::spec::read::{SpannedList, items};
+
+/// `[steps.grants.stripe]` as written.
+#[derive(Debug, Deserialize)]
+pub struct RawStripeGrant {
+    pub operations: Option<SpannedList>,
+    pub max_refund_amount: Option<Spanned<i64>>,
+    pub max_refund_total: Option<Spanned<i64>>,
+    pub max_writes: Option<Spanned<i64>>,
+}
 
 /// Stripe operations such as `refunds.create`, and the budgets that bound what they may
 /// move. Budgets count per run across every step that shares them (see `capability::budget`).
@@ -18,4 +34,68 @@ pub struct StripeGrant {
     /// Most Stripe write calls (create, update, delete, cancel) of the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_writes: Option<u32>,
+}
+
+impl StripeGrant {
+    /// The grant the table names; operations the host does not know are reported with
+    /// the ones it does.
+    pub fn parse(raw: &RawStripeGrant, diags: &mut Diagnostics) -> StripeGrant {
+        let mut grant = StripeGrant::default();
+        for op in items(&raw.operations) {
+            let name = op.get_ref().trim();
+            let valid = name.split('.').count() >= 2
+                && name.split('.').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                });
+            if valid && stripe_operation(name).is_none() {
+                let known: Vec<&str> = stripe_operation_names().collect();
+                let help = match closest(name, known.iter().copied()) {
+                    Some(best) => format!(
+                        "did you mean {best:?}? the host supports: {}",
+                        known.join(", ")
+                    ),
+                    None => format!("the host supports: {}", known.join(", ")),
+                };
+                diags.error_with_help(
+                    op.span(),
+                    format!("unknown Stripe operation {:?}", op.get_ref()),
+                    help,
+                );
+            } else if valid {
+                grant.operations.insert(name.to_string());
+            } else {
+                diags.error_with_help(
+                    op.span(),
+                    format!("invalid Stripe operation {:?}", op.get_ref()),
+                    "write `resource.action`, like \"refunds.create\" or \"subscriptions.retrieve\"",
+                );
+            }
+        }
+        grant.max_refund_amount =
+            positive_amount(&raw.max_refund_amount, "max_refund_amount", diags);
+        grant.max_refund_total = positive_amount(&raw.max_refund_total, "max_refund_total", diags);
+        grant.max_writes = positive_amount(&raw.max_writes, "max_writes", diags)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        grant
+    }
+}
+
+fn positive_amount(
+    value: &Option<Spanned<i64>>,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> Option<i64> {
+    let value = value.as_ref()?;
+    let v = *value.get_ref();
+    if v < 0 {
+        diags.error(
+            value.span(),
+            format!("`{key}` must not be negative, found {v}"),
+        );
+        return None;
+    }
+    Some(v)
 }

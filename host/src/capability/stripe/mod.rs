@@ -2,6 +2,7 @@
 //! (`grant.rs`) names operations and budgets; the operation table (`operations.rs`) is
 //! what the host can call at all; the service (`service.rs`) holds the client and key.
 
+mod config;
 mod grant;
 mod host;
 mod operations;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::StripeGrant;
+pub use config::{RawStripeConfig, StripeConfig, configure};
+pub use grant::{RawStripeGrant, StripeGrant};
 pub use operations::{BadId, StripeOperation, stripe_operation, stripe_operation_names};
 pub use service::{StripeClient, StripeService, StripeUnavailable};
 

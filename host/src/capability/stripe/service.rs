@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use super::config::StripeConfig;
 
 /// `client` is `Err` with the reason Stripe calls cannot be made (no key in the
 /// environment, ...): a step that calls Stripe is answered `unavailable`.
@@ -36,27 +36,27 @@ impl std::fmt::Debug for StripeService {
 }
 
 impl StripeService {
-    pub fn from_config(config: &Config) -> StripeService {
-        let client = match std::env::var(&config.stripe.api_key_env) {
+    pub fn from_config(config: &StripeConfig) -> StripeService {
+        let client = match std::env::var(&config.api_key_env) {
             Ok(key) if !key.trim().is_empty() => {
                 let mut builder = stripe::ClientBuilder::new(key.trim());
-                if let Some(url) = &config.stripe.base_url {
+                if let Some(url) = &config.base_url {
                     builder = builder.url(url.as_str());
                 }
                 builder
                     .build()
                     .map(|client| StripeClient {
                         client,
-                        max_attempts: config.stripe.max_attempts,
-                        timeout: config.stripe.timeout,
+                        max_attempts: config.max_attempts,
+                        timeout: config.timeout,
                     })
                     // The error may quote the key; say only that it is unusable.
                     .map_err(|_| StripeUnavailable::UnusableKey {
-                        env: config.stripe.api_key_env.clone(),
+                        env: config.api_key_env.clone(),
                     })
             }
             _ => Err(StripeUnavailable::NoKey {
-                env: config.stripe.api_key_env.clone(),
+                env: config.api_key_env.clone(),
             }),
         };
         StripeService { client }

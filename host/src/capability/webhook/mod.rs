@@ -3,6 +3,7 @@
 //! (`service.rs`, from `[webhooks.<name>]` in runbook.toml) holds their URLs and secrets,
 //! which plugins never see.
 
+mod config;
 mod grant;
 mod host;
 mod service;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::WebhookGrant;
+pub use config::{RawWebhookEndpoint, RawWebhooksConfig, WebhookConfig, configure};
+pub use grant::{RawWebhookGrant, WebhookGrant};
 pub use service::{MissingSecret, WebhookEndpoint, WebhookService};
 
 use super::calls::CallSession;

@@ -10,7 +10,7 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::Config;
+use super::config::WebhookConfig;
 
 pub type HttpsClient = HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -44,9 +44,8 @@ pub struct MissingSecret {
 }
 
 impl WebhookService {
-    pub fn from_config(config: &Config) -> WebhookService {
+    pub fn from_config(config: &BTreeMap<String, WebhookConfig>) -> WebhookService {
         let endpoints = config
-            .webhooks
             .iter()
             .map(|(name, hook)| {
                 let secret = match std::env::var(&hook.secret_env) {

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::plugin::manifest::PluginManifest;
-use crate::runbook::fixtures::{HEAD, catalog, errors, helps};
-use crate::runbook::parse_runbook;
+use crate::spec::manifest::PluginManifest;
+use crate::spec::runbook::fixtures::{HEAD, catalog, errors, helps};
+use crate::spec::runbook::parse_runbook;
 
 #[test]
 fn missing_required_keys() {

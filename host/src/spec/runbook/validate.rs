@@ -1,27 +1,24 @@
 //! Raw TOML shapes → the validated model, reporting every problem with its position
 //! instead of stopping at the first: the runbook itself, its parameters and its steps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
-
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use toml::Spanned;
 use toml::de::DeTable;
 
 use super::control::approvers;
-use super::diagnostic::Diagnostics;
 use super::grants::{grants, grants_span, missing_grants};
 use super::model::{Param, ParamKind, Runbook, Step};
-use super::raw::{RawParam, RawRunbook, RawStep, Seg, Span, closest, key_span};
+use super::raw::{RawParam, RawRunbook, RawStep};
 use super::references::{RefSite, check_references, input_value, template_error};
 use crate::capability::Grants;
-use crate::plugin::manifest::PluginCatalog;
+use crate::spec::Diagnostics;
+use crate::spec::keys::closest;
+use crate::spec::manifest::PluginCatalog;
+use crate::spec::read::{Seg, Span, key_span};
+use crate::spec::values::{is_identifier, is_slug, parse_duration, required_string};
 use crate::template::Templates;
-
-// Plugin manifests read their capability tables with the step grant parsers, through
-// this module.
-pub(crate) use super::grants::{db_grant, recipients, stripe_grant, webhook_grant};
 
 const MEMORY_MB_MAX: i64 = 4096;
 
@@ -91,7 +88,7 @@ pub(crate) fn runbook(
         if let Some(id) = &raw_step.get_ref().id {
             match first_seen.get(id.get_ref().as_str()) {
                 Some(first) => {
-                    let (line, _) = super::diagnostic::line_column(text, first.start);
+                    let (line, _) = crate::spec::diagnostic::line_column(text, first.start);
                     diags.error_with_help(
                         id.span(),
                         format!("duplicate step id {:?}", id.get_ref()),
@@ -142,40 +139,6 @@ pub(crate) fn runbook(
         concurrency_key,
         rollback_approvers: approvers(&raw.rollback_approvers, diags),
     }
-}
-
-pub(crate) fn required_string(
-    value: &Option<Spanned<String>>,
-    key: &str,
-    missing_span: Span,
-    diags: &mut Diagnostics,
-) -> String {
-    match value {
-        Some(v) if v.get_ref().trim().is_empty() => {
-            diags.error(v.span(), format!("`{key}` must not be empty"));
-            String::new()
-        }
-        Some(v) => v.get_ref().clone(),
-        None => {
-            diags.error(missing_span, format!("missing required key `{key}`"));
-            String::new()
-        }
-    }
-}
-
-/// `[a-z0-9-]+`, plus `_` when `underscore` is set.
-fn is_slug(s: &str, underscore: bool) -> bool {
-    !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (underscore && c == '_')
-        })
-}
-
-/// Parameter names are read in templates as `params.<name>`, so they must be identifiers.
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Parameters in file order; each name is located in the tree because serde map keys
@@ -451,47 +414,18 @@ pub(super) fn unknown_plugin(
     diags.error_with_help(p.span(), format!("unknown plugin {:?}", p.get_ref()), help);
 }
 
-/// `"500ms"`, `"30s"`, `"2m"`, `"24h"`, `"7d"`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    if digits.is_empty() {
-        return Err("expected a number followed by a unit".to_string());
-    }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| "the number is too large".to_string())?;
-    if n == 0 {
-        return Err("must be greater than zero".to_string());
-    }
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => n
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "the number is too large".to_string()),
-        "h" => n
-            .checked_mul(3600)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "the number is too large".to_string()),
-        "d" => n
-            .checked_mul(86_400)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "the number is too large".to_string()),
-        "" => Err("missing unit".to_string()),
-        other => Err(format!("unknown unit `{other}`")),
-    }
-}
+/// A TOML value JSON cannot carry.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is not a finite number (JSON has no NaN or infinity)")]
+pub(super) struct NotFinite(f64);
 
-pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
+pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, NotFinite> {
     Ok(match v {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::from(*i),
         toml::Value::Float(f) => serde_json::Number::from_f64(*f)
             .map(Value::Number)
-            .ok_or_else(|| format!("{f} is not a finite number (JSON has no NaN or infinity)"))?,
+            .ok_or(NotFinite(*f))?,
         toml::Value::Boolean(b) => Value::Bool(*b),
         // Plugins receive JSON, which has no date type: RFC 3339 text is the usual form.
         toml::Value::Datetime(d) => Value::String(d.to_string()),
@@ -504,7 +438,7 @@ pub(super) fn toml_to_json(v: &toml::Value) -> Result<Value, String> {
         toml::Value::Table(t) => Value::Object(
             t.iter()
                 .map(|(k, v)| Ok((k.clone(), toml_to_json(v)?)))
-                .collect::<Result<Map<_, _>, String>>()?,
+                .collect::<Result<Map<_, _>, NotFinite>>()?,
         ),
     })
 }

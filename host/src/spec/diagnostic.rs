@@ -1,5 +1,6 @@
-//! Load-time errors in a TOML file (runbook or plugin manifest): where they are and how
-//! they are shown to a person (miette snippets) or to a program (`line`/`column`).
+//! Load-time errors in a TOML file (a runbook, a plugin manifest or `runbook.toml`):
+//! where they are and how they are shown to a person (miette snippets) or to a program
+//! (`line`/`column`).
 
 use std::fmt;
 use std::ops::Range;
@@ -285,8 +286,9 @@ impl miette::Diagnostic for Report<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::runbook::fixtures::{HEAD, catalog};
-    use crate::runbook::{diagnostic, parse_runbook};
+    use crate::spec::diagnostic;
+    use crate::spec::runbook::fixtures::{HEAD, catalog};
+    use crate::spec::runbook::parse_runbook;
 
     #[test]
     fn rendered_output_has_positions_and_underlines_and_no_ansi() {

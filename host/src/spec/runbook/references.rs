@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::diagnostic::Diagnostics;
-use super::raw::{Seg, Span, closest, value_span};
 use super::validate::{Ctx, toml_to_json};
+use crate::spec::Diagnostics;
+use crate::spec::keys::closest;
+use crate::spec::read::{Seg, Span, value_span};
 
 /// Which step a template belongs to, for "itself" / "runs later" checks.
 pub(super) struct RefSite<'a> {
@@ -198,8 +199,8 @@ fn check_step_reference(
 
 #[cfg(test)]
 mod tests {
-    use crate::runbook::fixtures::{HEAD, catalog, errors, helps};
-    use crate::runbook::parse_runbook;
+    use crate::spec::runbook::fixtures::{HEAD, catalog, errors, helps};
+    use crate::spec::runbook::parse_runbook;
 
     #[test]
     fn templates_that_do_not_compile() {

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::parse_runbook;
 use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
-use crate::plugin::manifest::PluginManifest;
+use crate::spec::manifest::PluginManifest;
 
-pub(super) fn set(items: &[&str]) -> BTreeSet<String> {
+pub(crate) fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
@@ -20,7 +20,7 @@ fn manifest(name: &str, needs: Grants) -> PluginManifest {
     }
 }
 
-pub(super) fn catalog() -> BTreeMap<String, PluginManifest> {
+pub(crate) fn catalog() -> BTreeMap<String, PluginManifest> {
     let plugins = [
         manifest(
             "webhook-impact",
@@ -69,7 +69,7 @@ pub(super) fn catalog() -> BTreeMap<String, PluginManifest> {
 }
 
 /// (line, column, message) of every diagnostic, in file order.
-pub(super) fn errors(text: &str) -> Vec<(usize, usize, String)> {
+pub(crate) fn errors(text: &str) -> Vec<(usize, usize, String)> {
     match parse_runbook("rb.toml", text, &catalog()) {
         Ok(rb) => panic!("expected errors, got {rb:#?}"),
         Err(d) => d
@@ -85,7 +85,7 @@ pub(super) fn errors(text: &str) -> Vec<(usize, usize, String)> {
     }
 }
 
-pub(super) fn helps(text: &str) -> Vec<Option<String>> {
+pub(crate) fn helps(text: &str) -> Vec<Option<String>> {
     parse_runbook("rb.toml", text, &catalog())
         .unwrap_err()
         .iter()
@@ -94,9 +94,9 @@ pub(super) fn helps(text: &str) -> Vec<Option<String>> {
 }
 
 /// A minimal valid head for error tests, so each test adds only what it is about.
-pub(super) const HEAD: &str = "name = \"rb\"\ndescription = \"d\"\n";
+pub(crate) const HEAD: &str = "name = \"rb\"\ndescription = \"d\"\n";
 
-pub(super) const GOOD: &str = r#"name = "webhook-failure"
+pub(crate) const GOOD: &str = r#"name = "webhook-failure"
 description = "Assess webhook processing failures and classify the root cause"
 
 [params.window_hours]

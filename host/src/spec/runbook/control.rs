@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::diagnostic::Diagnostics;
 use super::grants::{grants, missing_grants};
 use super::model::{Approval, Backoff, OnFailure, OnTimeout, RetryPolicy, Rollback};
-use super::raw::{RawApproval, RawRetry, RawRollback, RawStep, Seg, SpannedList};
+use super::raw::{RawApproval, RawRetry, RawRollback, RawStep};
 use super::references::{RefSite, check_references, input_value, template_error};
-use super::validate::{Ctx, parse_duration, unknown_plugin};
+use super::validate::{Ctx, unknown_plugin};
+use crate::spec::Diagnostics;
+use crate::spec::read::{Seg, Span, SpannedList};
+use crate::spec::values;
 
 const MAX_ATTEMPTS: i64 = 10;
 
@@ -85,7 +87,7 @@ pub(super) fn step_control(
     }
 }
 
-fn attempts(v: &i64, span: super::raw::Span, diags: &mut Diagnostics) -> Option<u32> {
+fn attempts(v: &i64, span: Span, diags: &mut Diagnostics) -> Option<u32> {
     if (1..=MAX_ATTEMPTS).contains(v) {
         Some(*v as u32)
     } else {
@@ -103,17 +105,10 @@ fn duration(
     default: Duration,
     diags: &mut Diagnostics,
 ) -> Duration {
-    match value {
-        None => default,
-        Some(v) => parse_duration(v.get_ref()).unwrap_or_else(|reason| {
-            diags.error_with_help(
-                v.span(),
-                format!("invalid {key} {:?}: {reason}", v.get_ref()),
-                "write a whole number and a unit (ms, s, m, h or d), like \"2s\" or \"24h\"",
-            );
-            default
-        }),
-    }
+    value
+        .as_ref()
+        .map_or(Some(default), |v| values::duration(v, key, diags))
+        .unwrap_or(default)
 }
 
 fn retry_policy(raw: &RawRetry, diags: &mut Diagnostics) -> RetryPolicy {
@@ -159,7 +154,7 @@ fn retry_policy(raw: &RawRetry, diags: &mut Diagnostics) -> RetryPolicy {
 
 fn approval(
     raw: &RawApproval,
-    span: super::raw::Span,
+    span: Span,
     refs: &RefSite<'_>,
     ctx: &Ctx<'_>,
     diags: &mut Diagnostics,
@@ -262,7 +257,7 @@ pub(super) fn approvers(list: &Option<SpannedList>, diags: &mut Diagnostics) -> 
 
 fn rollback(
     raw: &RawRollback,
-    span: super::raw::Span,
+    span: Span,
     path: &[Seg],
     refs: &RefSite<'_>,
     label: &str,
@@ -331,9 +326,9 @@ mod tests {
 
     use serde_json::json;
 
-    use crate::runbook::fixtures::{HEAD, catalog, errors};
-    use crate::runbook::model::{Backoff, OnFailure, OnTimeout, RetryPolicy};
-    use crate::runbook::parse_runbook;
+    use crate::spec::runbook::fixtures::{HEAD, catalog, errors};
+    use crate::spec::runbook::model::{Backoff, OnFailure, OnTimeout, RetryPolicy};
+    use crate::spec::runbook::parse_runbook;
 
     #[test]
     fn approval_retry_and_rollback_parse_to_the_model() {

@@ -70,6 +70,14 @@ pub struct Step {
     pub grants: Grants,
 }
 
+/// A command-line parameter value (`--param k=v`) that is not of its declared type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected}, got `{raw}`")]
+pub struct ParamValueError {
+    expected: &'static str,
+    raw: String,
+}
+
 impl ParamKind {
     pub const ALL: [ParamKind; 4] = [
         ParamKind::String,
@@ -102,25 +110,29 @@ impl ParamKind {
     }
 
     /// Reads a command-line value (`--param k=v`) as this type.
-    pub fn parse_value(&self, raw: &str) -> Result<Value, String> {
+    pub fn parse_value(&self, raw: &str) -> Result<Value, ParamValueError> {
+        let wrong = |expected| ParamValueError {
+            expected,
+            raw: raw.to_string(),
+        };
         match self {
             ParamKind::String => Ok(Value::String(raw.to_string())),
             ParamKind::Integer => raw
                 .trim()
                 .parse::<i64>()
                 .map(Value::from)
-                .map_err(|_| format!("expected an integer, got `{raw}`")),
+                .map_err(|_| wrong("an integer")),
             ParamKind::Float => raw
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .and_then(serde_json::Number::from_f64)
                 .map(Value::Number)
-                .ok_or_else(|| format!("expected a finite number, got `{raw}`")),
+                .ok_or_else(|| wrong("a finite number")),
             ParamKind::Boolean => match raw.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(Value::Bool(true)),
                 "false" => Ok(Value::Bool(false)),
-                _ => Err(format!("expected `true` or `false`, got `{raw}`")),
+                _ => Err(wrong("`true` or `false`")),
             },
         }
     }
@@ -330,8 +342,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::runbook::fixtures::{HEAD, catalog};
-    use crate::runbook::parse_runbook;
+    use crate::spec::runbook::fixtures::{HEAD, catalog};
+    use crate::spec::runbook::parse_runbook;
 
     fn params_runbook() -> Runbook {
         let text = format!(

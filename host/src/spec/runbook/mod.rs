@@ -2,7 +2,6 @@
 //! (the templating its steps use at run time is [`crate::template`]).
 
 mod control;
-pub mod diagnostic;
 mod grants;
 pub mod model;
 pub(crate) mod raw;
@@ -10,16 +9,17 @@ mod references;
 pub(crate) mod validate;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::path::Path;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::{
     Approval, Backoff, OnFailure, OnTimeout, Param, ParamKind, RetryPolicy, Rollback, Runbook, Step,
 };
 
-use crate::plugin::manifest::PluginCatalog;
+use crate::spec::Diagnostics;
+use crate::spec::manifest::PluginCatalog;
+use crate::spec::read::read_document;
 
 /// Reads and validates the runbook at `path`. The file name in diagnostics is `path` as
 /// given.
@@ -52,8 +52,7 @@ pub fn parse_runbook(
     plugins: &dyn PluginCatalog,
 ) -> Result<Runbook, Diagnostics> {
     let mut diags = Diagnostics::new(source_name, text);
-    let Some(doc) = raw::read_document::<raw::RawRunbook>(text, raw::runbook_keys_at, &mut diags)
-    else {
+    let Some(doc) = read_document::<raw::RawRunbook>(text, raw::runbook_keys_at, &mut diags) else {
         return Err(diags.into_failure("the runbook could not be read"));
     };
     let runbook = validate::runbook(source_name, text, doc.value, &doc.tree, plugins, &mut diags);
@@ -71,7 +70,7 @@ mod tests {
     use super::fixtures::{GOOD, catalog, set};
     use super::*;
     use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
-    use crate::plugin::manifest::parse_plugin_manifest;
+    use crate::spec::manifest::parse_plugin_manifest;
 
     #[test]
     fn good_runbook_parses_to_the_expected_model() {

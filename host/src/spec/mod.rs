@@ -1,0 +1,18 @@
+//! Every TOML file the host reads, one way: the text is parsed with spans, deserialized
+//! into raw shapes (unknown keys and wrong types reported), validated into a model, and
+//! every problem lands in one [`Diagnostics`] with file:line:column.
+//!
+//! One folder per file kind: [`config`] (`runbook.toml`), [`runbook`] (runbook files)
+//! and [`manifest`] (plugin manifests), each raw → validate → model. Shared here: the
+//! reader ([`read`]), allowed keys and did-you-mean ([`keys`]), value
+//! rules ([`values`]) and the diagnostics themselves ([`diagnostic`]).
+
+pub mod config;
+pub mod diagnostic;
+pub(crate) mod keys;
+pub mod manifest;
+pub(crate) mod read;
+pub mod runbook;
+pub mod values;
+
+pub use diagnostic::{Diagnostic, Diagnostics};

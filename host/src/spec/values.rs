@@ -1,0 +1,147 @@
+//! Value rules shared by every file kind, written once: durations, slugs and
+//! identifiers, and required strings.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::diagnostic::Diagnostics;
+use super::read::Span;
+
+/// Why a duration did not parse. The wording follows "invalid timeout \"30\": …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("expected a number followed by a unit")]
+    NoNumber,
+    #[error("the number is too large")]
+    TooLarge,
+    #[error("must be greater than zero")]
+    Zero,
+    #[error("missing unit")]
+    MissingUnit,
+    #[error("unknown unit `{0}`")]
+    UnknownUnit(String),
+}
+
+/// `"500ms"`, `"30s"`, `"2m"`, `"24h"`, `"7d"`: a whole, positive number and a unit.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    if digits.is_empty() {
+        return Err(DurationError::NoNumber);
+    }
+    let n: u64 = digits.parse().map_err(|_| DurationError::TooLarge)?;
+    if n == 0 {
+        return Err(DurationError::Zero);
+    }
+    let seconds = |per: u64| {
+        n.checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or(DurationError::TooLarge)
+    };
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        "" => Err(DurationError::MissingUnit),
+        other => Err(DurationError::UnknownUnit(other.to_string())),
+    }
+}
+
+/// A duration at `key`, reported at its value when it does not parse.
+pub fn duration(value: &Spanned<String>, key: &str, diags: &mut Diagnostics) -> Option<Duration> {
+    parse_duration(value.get_ref())
+        .map_err(|reason| {
+            diags.error_with_help(
+                value.span(),
+                format!("invalid {key} {:?}: {reason}", value.get_ref()),
+                "write a whole number and a unit (ms, s, m, h or d), like \"2s\" or \"24h\"",
+            )
+        })
+        .ok()
+}
+
+/// `[a-z0-9-]+`, plus `_` when `underscore` is set: runbook names, step ids, plugin names.
+pub fn is_slug(s: &str, underscore: bool) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (underscore && c == '_')
+        })
+}
+
+/// Names read in templates as `params.<name>` must be identifiers.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A key every file of its kind must have, and must not leave blank.
+pub fn required_string(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    missing_span: Span,
+    diags: &mut Diagnostics,
+) -> String {
+    match value {
+        Some(v) if v.get_ref().trim().is_empty() => {
+            diags.error(v.span(), format!("`{key}` must not be empty"));
+            String::new()
+        }
+        Some(v) => v.get_ref().clone(),
+        None => {
+            diags.error(missing_span, format!("missing required key `{key}`"));
+            String::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{DurationError, is_identifier, is_slug, parse_duration};
+
+    #[test]
+    fn durations_need_a_unit_and_a_positive_value() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("30"), Err(DurationError::MissingUnit));
+        assert_eq!(parse_duration("0s"), Err(DurationError::Zero));
+        assert_eq!(
+            parse_duration("1w"),
+            Err(DurationError::UnknownUnit("w".into()))
+        );
+        assert_eq!(parse_duration("s"), Err(DurationError::NoNumber));
+    }
+
+    #[test]
+    fn durations_that_overflow_are_refused_not_wrapped() {
+        assert_eq!(
+            parse_duration("99999999999999999999999s"),
+            Err(DurationError::TooLarge)
+        );
+        assert_eq!(
+            parse_duration("999999999999999999d"),
+            Err(DurationError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn slugs_and_identifiers() {
+        assert!(is_slug("webhook-failure", false));
+        assert!(!is_slug("step_1", false));
+        assert!(is_slug("step_1", true));
+        assert!(!is_slug("", true));
+        assert!(is_identifier("window_hours"));
+        assert!(!is_identifier("1hours"));
+        assert!(!is_identifier("Bad-Name"));
+    }
+}
