@@ -107,6 +107,35 @@ impl CallSession {
         }
     }
 
+    /// Journals a call that was allowed and made: what the other side answered (the
+    /// response kept for replay, if any) or the error it failed with.
+    pub(crate) async fn journal_made(
+        &mut self,
+        call: &Call,
+        outcome: Result<Option<Value>, &CallError>,
+        idempotency_key: Option<String>,
+    ) {
+        let record = match outcome {
+            Ok(response) => self.record(
+                call,
+                CallDecision::Allowed,
+                true,
+                response,
+                None,
+                idempotency_key,
+            ),
+            Err(e) => self.record(
+                call,
+                CallDecision::Allowed,
+                false,
+                None,
+                Some(e.message()),
+                idempotency_key,
+            ),
+        };
+        self.journal(record).await;
+    }
+
     /// Answers a call that an earlier attempt of this step already made with this very
     /// request from the journal (journaling it as `replayed`): `None` when there is none.
     /// The answer is the recorded response (`null` if none was kept) or its error.

@@ -108,25 +108,10 @@ impl EmailHost<'_> {
         }
         let result =
             deliver_email(self.step.service.clone(), mailboxes, &rendered, &message_id).await;
-        let record = match &result {
-            Ok(()) => self.calls.record(
-                &call,
-                CallDecision::Allowed,
-                true,
-                Some(json!({ "message_id": message_id })),
-                None,
-                None,
-            ),
-            Err(e) => self.calls.record(
-                &call,
-                CallDecision::Allowed,
-                false,
-                None,
-                Some(e.message()),
-                None,
-            ),
-        };
-        self.calls.journal(record).await;
+        let outcome = result
+            .as_ref()
+            .map(|()| Some(json!({ "message_id": message_id })));
+        self.calls.journal_made(&call, outcome, None).await;
         result.map(|()| message_id)
     }
 }

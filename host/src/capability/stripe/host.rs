@@ -176,25 +176,12 @@ impl StripeHost<'_> {
             }
             e.error
         });
-        let record = match &result {
-            Ok(body) => {
-                // Writes keep their answer for replay; reads would only bloat the journal.
-                let response = op
-                    .write
-                    .then(|| redact(&serde_json::from_str(body).unwrap_or(Value::Null)));
-                self.calls
-                    .record(&call, CallDecision::Allowed, true, response, None, key)
-            }
-            Err(e) => self.calls.record(
-                &call,
-                CallDecision::Allowed,
-                false,
-                None,
-                Some(e.message()),
-                key,
-            ),
-        };
-        self.calls.journal(record).await;
+        // Writes keep their answer for replay; reads would only bloat the journal.
+        let outcome = result.as_ref().map(|body| {
+            op.write
+                .then(|| redact(&serde_json::from_str(body).unwrap_or(Value::Null)))
+        });
+        self.calls.journal_made(&call, outcome, key).await;
         result
     }
 

@@ -76,25 +76,10 @@ impl WebhookHost<'_> {
             return Ok(delivery_from(&response));
         }
         let result = post_signed(self.step.service.clone(), endpoint, payload).await;
-        let record = match &result {
-            Ok(d) => self.calls.record(
-                &call,
-                CallDecision::Allowed,
-                true,
-                Some(json!({ "status": d.status, "body": d.body })),
-                None,
-                None,
-            ),
-            Err(e) => self.calls.record(
-                &call,
-                CallDecision::Allowed,
-                false,
-                None,
-                Some(e.message()),
-                None,
-            ),
-        };
-        self.calls.journal(record).await;
+        let outcome = result
+            .as_ref()
+            .map(|d| Some(json!({ "status": d.status, "body": d.body })));
+        self.calls.journal_made(&call, outcome, None).await;
         result
     }
 }
