@@ -87,10 +87,10 @@ impl Fixture {
 
     fn step_state(&self, plugin: &LoadedPlugin, target: Option<TargetDb>) -> StepState {
         let grants = Grants {
-            db: DbGrant {
+            db: Some(DbGrant {
                 select: BTreeSet::from(["organizations".to_string()]),
                 ..DbGrant::default()
-            },
+            }),
             ..Grants::default()
         };
         let calls = CallSession::new(

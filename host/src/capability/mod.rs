@@ -14,6 +14,7 @@ pub mod db;
 pub mod email;
 mod grants;
 mod log;
+mod plan;
 mod redact;
 mod services;
 pub mod stripe;
@@ -27,7 +28,8 @@ pub use db::{
     AnalysisCache, DbGrant, DbSession, RawDbGrant, SqlAccess, SqlDialect, SqlError, StatementKind,
 };
 pub use email::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
-pub use grants::{Grants, Interface};
+pub use grants::{GrantTable, Grants, Interface, Missing, RawGrants, RawNeeds};
+pub use plan::{PlanEntry, PlanSection, PlannedCall};
 pub use redact::redact;
 pub use services::{ServiceConfig, Services};
 pub use stripe::{
@@ -54,6 +56,17 @@ pub trait Capability: Sync {
     fn link<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()>
     where
         Self: Sized;
+
+    /// The section of a dry run's plan that lists what this interface's calls would have
+    /// done, from the run's journaled calls of this interface that the grants allowed;
+    /// `None` for an interface with no effects to plan.
+    fn plan(
+        &self,
+        _calls: &[&CallRecord],
+        _step_name: &dyn Fn(i64) -> String,
+    ) -> Option<PlanSection> {
+        None
+    }
 }
 
 /// Store data that holds a step's capability states. `runtime/` implements it for its
@@ -67,8 +80,10 @@ pub trait HasCapabilities: Send + 'static {
 pub mod registry {
     use super::*;
 
+    /// Each entry is a capability, with `{ field: Grant }` when it has a grant table
+    /// (the field names its table in `[steps.grants]` and `[capabilities]`).
     macro_rules! registry {
-        ($($capability:path),* $(,)?) => {
+        ($($capability:path $({ $field:ident: $grant:ty })?),* $(,)?) => {
             /// Every capability, in registry order.
             pub static ALL: &[&dyn Capability] = &[$(&$capability),*];
 
@@ -78,16 +93,24 @@ pub mod registry {
                 $(<$capability as Capability>::link(linker)?;)*
                 Ok(())
             }
+
+            super::grants::grant_tables!($($($field: $grant,)?)*);
         };
     }
 
     registry!(
-        db::Db,
+        db::Db { db: db::DbGrant },
         audit::Audit,
         log::Log,
-        stripe::Stripe,
-        email::Email,
-        webhook::Webhook,
+        stripe::Stripe {
+            stripe: stripe::StripeGrant
+        },
+        email::Email {
+            email: email::EmailGrant
+        },
+        webhook::Webhook {
+            webhook: webhook::WebhookGrant
+        },
     );
 }
 
@@ -121,7 +144,7 @@ impl StepCapabilities {
     ) -> StepCapabilities {
         StepCapabilities {
             calls,
-            db: db::DbStep::new(grants.db, db),
+            db: db::DbStep::new(grants.db.unwrap_or_default(), db),
             stripe: stripe::StripeStep::new(grants.stripe, services.stripe.clone()),
             email: email::EmailStep::new(grants.email, services.email.clone()),
             webhook: webhook::WebhookStep::new(grants.webhook, services.webhook.clone()),

@@ -395,44 +395,14 @@ fn print_plan(plan: &Plan) {
     if plan.is_empty() {
         println!("  none");
     }
-    if !plan.db.is_empty() {
-        anstream::println!("  {BOLD}database{BOLD:#} {DIM}(rolled back){DIM:#}");
-        for change in &plan.db {
-            anstream::println!(
-                "    {:>6} row(s) {:<7} {:<24} {DIM}step {} · {}× {}{DIM:#}",
-                change.rows,
-                change.statement,
-                change.table,
-                change.step,
-                change.executions,
-                one_line(&change.sql, 80)
-            );
-        }
-    }
-    for (title, calls) in [("stripe", &plan.stripe), ("webhooks", &plan.webhooks)] {
-        if calls.is_empty() {
-            continue;
-        }
-        anstream::println!("  {BOLD}{title}{BOLD:#} {DIM}(not sent){DIM:#}");
-        for call in calls {
-            anstream::println!(
-                "    {} {} {DIM}step {}{DIM:#}",
-                call.operation,
-                call.params,
-                call.step
-            );
-        }
-    }
-    if !plan.emails.is_empty() {
-        anstream::println!("  {BOLD}email{BOLD:#} {DIM}(rendered, not sent){DIM:#}");
-        for mail in &plan.emails {
-            anstream::println!(
-                "    to {} \"{}\" {DIM}template {} · step {}{DIM:#}",
-                mail.to.join(", "),
-                mail.subject,
-                mail.template,
-                mail.step
-            );
+    for section in plan.sections.iter().filter(|s| !s.entries.is_empty()) {
+        anstream::println!(
+            "  {BOLD}{}{BOLD:#} {DIM}({}){DIM:#}",
+            section.title,
+            section.note
+        );
+        for entry in &section.entries {
+            anstream::println!("    {} {DIM}{}{DIM:#}", entry.line, entry.detail);
         }
     }
     if !plan.denied.is_empty() {
@@ -445,14 +415,5 @@ fn print_plan(plan: &Plan) {
                 call.reason.as_deref().unwrap_or_default()
             );
         }
-    }
-}
-
-fn one_line(sql: &str, max: usize) -> String {
-    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        format!("{}…", flat.chars().take(max).collect::<String>())
     }
 }

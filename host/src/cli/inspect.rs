@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK};
 use super::session::{Reported, Session, report_diagnostics};
-use crate::capability::StatementKind;
 use crate::capability::{Grants, Interface};
 use crate::runtime::Runtime;
 use crate::spec::runbook::load_runbook;
@@ -135,32 +134,9 @@ pub async fn show(config: Option<&Path>, args: ShowArgs) -> u8 {
     result.unwrap_or_else(|Reported(code)| code)
 }
 
-/// One line per granted capability, the way a security reviewer reads them.
+/// One line per thing granted, the way a security reviewer reads them.
 pub fn grant_lines(grants: &Grants) -> Vec<String> {
-    let mut lines = Vec::new();
-    for kind in StatementKind::ALL {
-        let tables = grants.db.tables(kind);
-        if !tables.is_empty() {
-            lines.push(format!(
-                "db {kind}: {}",
-                tables.iter().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
-    if let Some(stripe) = &grants.stripe {
-        lines.push(format!(
-            "stripe: {}",
-            stripe
-                .operations
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if let Some(email) = &grants.email {
-        lines.push(format!("email to: {}", email.recipients.join(", ")));
-    }
+    let mut lines = grants.describe();
     if lines.is_empty() {
         lines.push("none (audit and log only)".into());
     }

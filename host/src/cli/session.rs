@@ -24,7 +24,11 @@ impl Session {
         Config::load(config)
             .map(|config| Session { config })
             .map_err(|e| {
-                output::error(&e.to_string());
+                // Each problem with its snippet and caret, as for runbooks and manifests.
+                match e.diagnostics() {
+                    Some(diagnostics) => report_diagnostics(diagnostics),
+                    None => output::error(&e.to_string()),
+                }
                 Reported(exit::INVALID)
             })
     }

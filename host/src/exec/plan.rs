@@ -1,168 +1,163 @@
 //! The plan of a dry run: every effect the run would have had, gathered from its call
-//! journal — row changes per table and statement, Stripe writes, webhook deliveries and
-//! emails.
+//! journal. Each capability renders its own section (`Capability::plan`); this module
+//! adds what no capability owns: the calls the grants refused and the approval gates.
 
-use std::collections::BTreeMap;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use serde::Serialize;
-use serde_json::Value;
-
+use crate::capability::{PlanSection, PlannedCall, registry};
 use crate::state::{CallDecision, CallRecord};
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    pub db: Vec<RowChanges>,
-    pub stripe: Vec<PlannedCall>,
-    pub webhooks: Vec<PlannedCall>,
-    pub emails: Vec<PlannedEmail>,
+    /// One section per capability with effects, in registry order.
+    pub sections: Vec<PlanSection>,
     /// Calls the grants refused during the dry run: they would be refused for real too.
     pub denied: Vec<PlannedCall>,
     /// Approval steps a real run would stop at.
     pub approvals: Vec<String>,
 }
 
-/// Rows one statement changed (inside the rolled-back transaction), per table it writes.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RowChanges {
-    pub step: String,
-    pub table: String,
-    pub statement: String,
-    pub sql: String,
-    pub executions: u64,
-    pub rows: u64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PlannedCall {
-    pub step: String,
-    pub operation: String,
-    pub params: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PlannedEmail {
-    pub step: String,
-    pub to: Vec<String>,
-    pub subject: String,
-    pub template: String,
-}
-
-/// (step index, table, sql).
-type ChangeKey = (i64, String, String);
-/// (first-seen order, executions, rows, statement kind).
-type ChangeTotals = (usize, u64, u64, String);
-
 impl Plan {
     /// `step_ids[i]` names step index `i`.
     pub fn from_calls(calls: &[CallRecord], step_ids: &[String]) -> Plan {
-        let step = |i: i64| {
-            step_ids
-                .get(i as usize)
+        let step_name = |i: i64| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| step_ids.get(i))
                 .cloned()
                 .unwrap_or_else(|| format!("#{i}"))
         };
-        let mut plan = Plan::default();
-        let mut db: BTreeMap<ChangeKey, ChangeTotals> = BTreeMap::new();
-        for call in calls {
-            if call.decision == CallDecision::Denied {
-                plan.denied.push(PlannedCall {
-                    step: step(call.step_index),
-                    operation: format!("{}.{}", call.interface, call.operation),
-                    params: call.params.clone(),
-                    reason: call.error.clone(),
-                });
-                continue;
-            }
-            match call.interface.as_str() {
-                "db" if call.ok => {
-                    let Some(tables) = call.params["writes"].as_array() else {
-                        continue;
-                    };
-                    let rows = call
-                        .response
-                        .as_ref()
-                        .and_then(|r| r["affected"].as_u64().or_else(|| r["rows"].as_u64()))
-                        .unwrap_or(0);
-                    let sql = call.params["sql"].as_str().unwrap_or_default().to_string();
-                    let statement = call.params["statement"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    // A journal record may stand for many executions of one statement.
-                    let executions = call.params["executions"].as_u64().unwrap_or(1);
-                    for table in tables.iter().filter_map(Value::as_str) {
-                        let order = db.len();
-                        let entry = db
-                            .entry((call.step_index, table.to_string(), sql.clone()))
-                            .or_insert((order, 0, 0, statement.clone()));
-                        entry.1 += executions;
-                        entry.2 += rows;
-                    }
-                }
-                "stripe" if call.decision == CallDecision::DryRun => {
-                    plan.stripe.push(PlannedCall {
-                        step: step(call.step_index),
-                        operation: call.operation.clone(),
-                        params: call.params.clone(),
-                        reason: None,
-                    })
-                }
-                "webhook" if call.decision == CallDecision::DryRun => {
-                    plan.webhooks.push(PlannedCall {
-                        step: step(call.step_index),
-                        operation: call.operation.clone(),
-                        params: call.params.clone(),
-                        reason: None,
-                    })
-                }
-                "email" if call.decision == CallDecision::DryRun => {
-                    plan.emails.push(PlannedEmail {
-                        step: step(call.step_index),
-                        to: call.params["to"]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|v| v.as_str().map(String::from))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        subject: call.params["subject"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        template: call.params["template"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    })
-                }
-                _ => {}
-            }
-        }
-        let mut rows: Vec<_> = db.into_iter().collect();
-        rows.sort_by_key(|(_, (order, ..))| *order);
-        plan.db = rows
-            .into_iter()
-            .map(
-                |((index, table, sql), (_, executions, rows, statement))| RowChanges {
-                    step: step(index),
-                    table,
-                    statement,
-                    sql,
-                    executions,
-                    rows,
-                },
-            )
+        let (denied, allowed): (Vec<&CallRecord>, Vec<&CallRecord>) = calls
+            .iter()
+            .partition(|call| call.decision == CallDecision::Denied);
+        let sections = registry::ALL
+            .iter()
+            .filter_map(|capability| {
+                let interface = capability.interface();
+                let calls: Vec<&CallRecord> = allowed
+                    .iter()
+                    .copied()
+                    .filter(|call| call.interface == interface)
+                    .collect();
+                capability.plan(&calls, &step_name)
+            })
             .collect();
-        plan
+        let denied = denied
+            .into_iter()
+            .map(|call| PlannedCall {
+                step: step_name(call.step_index),
+                operation: format!("{}.{}", call.interface, call.operation),
+                params: call.params.clone(),
+                reason: call.error.clone(),
+            })
+            .collect();
+        Plan {
+            sections,
+            denied,
+            approvals: Vec::new(),
+        }
     }
 
+    /// Whether the run would have had no effect at all.
     pub fn is_empty(&self) -> bool {
-        self.db.is_empty()
-            && self.stripe.is_empty()
-            && self.webhooks.is_empty()
-            && self.emails.is_empty()
+        self.sections.iter().all(|s| s.entries.is_empty())
+    }
+}
+
+/// `{"<section key>": [entries], ..., "denied": [...], "approvals": [...]}`: the `plan`
+/// of `--json` output.
+impl Serialize for Plan {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.sections.len() + 2))?;
+        for section in &self.sections {
+            let entries: Vec<&serde_json::Value> =
+                section.entries.iter().map(|e| &e.json).collect();
+            map.serialize_entry(section.key, &entries)?;
+        }
+        map.serialize_entry("denied", &self.denied)?;
+        map.serialize_entry("approvals", &self.approvals)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn call(step: i64, interface: &str, operation: &str, decision: CallDecision) -> CallRecord {
+        CallRecord {
+            step_index: step,
+            attempt: 1,
+            seq: 0,
+            interface: interface.to_string(),
+            operation: operation.to_string(),
+            params: serde_json::Value::Null,
+            request_digest: String::new(),
+            decision,
+            ok: true,
+            effect: false,
+            response: None,
+            error: None,
+            idempotency_key: None,
+            started_at: chrono::Utc::now(),
+            duration_us: 0,
+        }
+    }
+
+    #[test]
+    fn every_capability_renders_its_section_and_denials_are_listed_apart() {
+        let mut update = call(0, "db", "execute", CallDecision::Allowed);
+        update.params = json!({"sql": "UPDATE t SET a = 1", "statement": "update",
+            "writes": ["t"], "executions": 3});
+        update.response = Some(json!({"affected": 2}));
+        let mut refund = call(1, "stripe", "refunds.create", CallDecision::DryRun);
+        refund.params = json!({"charge": "ch_1"});
+        let read = call(1, "stripe", "charges.retrieve", CallDecision::Allowed);
+        let mut mail = call(1, "email", "send", CallDecision::DryRun);
+        mail.params = json!({"to": ["a@x.com"], "subject": "Hi", "template": "t"});
+        let mut refused = call(7, "stripe", "customers.delete", CallDecision::Denied);
+        refused.error = Some("not granted".into());
+        let calls = [update, refund, read, mail, refused];
+        let plan = Plan::from_calls(&calls, &["fix".into(), "pay".into()]);
+        assert!(!plan.is_empty());
+        assert_eq!(
+            serde_json::to_value(&plan).unwrap(),
+            json!({
+                "db": [{"step": "fix", "table": "t", "statement": "update",
+                        "sql": "UPDATE t SET a = 1", "executions": 3, "rows": 2}],
+                "stripe": [{"step": "pay", "operation": "refunds.create",
+                            "params": {"charge": "ch_1"}}],
+                "emails": [{"step": "pay", "to": ["a@x.com"], "subject": "Hi", "template": "t"}],
+                "webhooks": [],
+                "denied": [{"step": "#7", "operation": "stripe.customers.delete",
+                            "params": null, "reason": "not granted"}],
+                "approvals": [],
+            })
+        );
+        let lines: Vec<&str> = plan
+            .sections
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|e| e.line.as_str())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "     2 row(s) update  t                       ",
+                "refunds.create {\"charge\":\"ch_1\"}",
+                "to a@x.com \"Hi\""
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_without_effects_has_an_empty_plan() {
+        let plan = Plan::from_calls(
+            &[call(0, "stripe", "balance.retrieve", CallDecision::Allowed)],
+            &[],
+        );
+        assert!(plan.is_empty());
     }
 }

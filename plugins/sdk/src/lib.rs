@@ -30,10 +30,10 @@
 //! register_plugin!(CountQuotas);
 //! ```
 //!
-//! The generated WIT bindings stay private (under the hidden `__private`, see there why
-//! they cannot be fully private): plugins depend on this crate only, so the SDK can evolve
-//! its ergonomics without touching every plugin. Like `zed_extension_api`, the SDK owns the
-//! export glue and `register_plugin!` only names the type that implements [`Procedure`].
+//! The generated WIT bindings are private: plugins depend on this crate only, so the SDK
+//! can evolve its ergonomics without touching every plugin. Like `zed_extension_api`, the
+//! SDK owns the export glue (the component's `run` export is generated and compiled here);
+//! `register_plugin!` only names the type that implements [`Procedure`].
 //!
 //! The pure parts ([`Value`], [`Rows`], [`Timestamp`], [`Failure`]) compile and test on the
 //! native target; the host calls there compile to stubs that panic if called.
@@ -74,26 +74,20 @@ pub trait Procedure {
 }
 
 /// Export `$ty` (a type implementing [`Procedure`]) as this component's `run` function.
-/// Use it exactly once per plugin crate.
+/// Use it exactly once per plugin crate: a component built without it fails to link with
+/// ``undefined symbol: __runbook_procedure_run``.
 #[macro_export]
 macro_rules! register_plugin {
     ($ty:ty) => {
-        const _: () = {
-            struct __RunbookPlugin;
-
-            impl $crate::__private::wit::Guest for __RunbookPlugin {
-                fn run(
-                    input: ::std::string::String,
-                ) -> ::core::result::Result<::std::string::String, $crate::__private::wit::Failure>
-                {
-                    $crate::__private::run::<$ty>(&input)
-                }
-            }
-
-            $crate::__private::wit::__export_procedure!(
-                __RunbookPlugin with_types_in $crate::__private::wit
-            );
-        };
+        /// The plugin's procedure, called by the SDK's `run` export (see
+        /// `runbook_sdk::__private`); the name and signature are the SDK's.
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub fn __runbook_procedure_run(
+            input: &str,
+        ) -> ::core::result::Result<::std::string::String, $crate::Failure> {
+            $crate::__private::run_json::<$ty>(input)
+        }
     };
 }
 
@@ -104,12 +98,12 @@ macro_rules! register_plugin {
 
 /// Not part of the API: what `register_plugin!` expands to needs.
 ///
-/// The export glue must expand in the plugin crate. wit-bindgen's export macro names the
-/// type implementing `Guest`, and that type is the plugin's (`Procedure` has associated
-/// types and no `self`, so the SDK cannot hold it as a value and forward to it, as Zed does
-/// with its `Box<dyn Extension>` filled in by an `init-extension` export; our world has no
-/// such export, and adding one would change the WIT for every plugin). So the generated
-/// module is reachable from the plugin crate, but only here, hidden, under `__private`.
+/// The component's `run` export is generated and compiled here, in the SDK. It forwards to
+/// `__runbook_procedure_run`, a Rust-ABI function `register_plugin!` defines in the plugin
+/// crate: `Procedure` has associated types and no `self`, so the SDK cannot hold the
+/// plugin as a value as Zed does with its `Box<dyn Extension>` (filled in by an
+/// `init-extension` export our world does not have); a link-time symbol does the same job
+/// without changing the WIT.
 #[doc(hidden)]
 pub mod __private {
     use crate::{Failure, Procedure};
@@ -117,25 +111,39 @@ pub mod __private {
     /// The generated bindings of the engine's own WIT, the one source of truth for host
     /// and guests. Interface modules reach their imports through here.
     #[allow(clippy::all, missing_docs)]
-    pub mod wit {
+    pub(crate) mod wit {
         wit_bindgen::generate!({
             path: "../../wit",
             world: "runbook:plugin/procedure",
-            pub_export_macro: true,
-            export_macro_name: "__export_procedure",
-            default_bindings_module: "::runbook_sdk::__private::wit",
         });
     }
 
-    /// JSON in, JSON out. Kept generic and out of the macro so it is type-checked here,
-    /// once, and unit-testable without the host.
-    pub fn run<P: Procedure>(input: &str) -> Result<String, wit::Failure> {
-        run_json::<P>(input).map_err(|f| wit::Failure {
-            code: f.code,
-            message: f.message,
-        })
+    /// The component's `run` export. Compiled for components only: a native build (the
+    /// SDK's and plugins' unit tests) has no component to export from.
+    #[cfg(target_arch = "wasm32")]
+    struct Exported;
+
+    #[cfg(target_arch = "wasm32")]
+    impl wit::Guest for Exported {
+        fn run(input: String) -> Result<String, wit::Failure> {
+            unsafe extern "Rust" {
+                // Defined by `register_plugin!` in the plugin crate, with this signature.
+                fn __runbook_procedure_run(input: &str) -> Result<String, Failure>;
+            }
+            // SAFETY: the symbol is defined once, by `register_plugin!`, with exactly this
+            // signature, and compiled by the same compiler as this crate.
+            unsafe { __runbook_procedure_run(&input) }.map_err(|f| wit::Failure {
+                code: f.code,
+                message: f.message,
+            })
+        }
     }
 
+    #[cfg(target_arch = "wasm32")]
+    wit::export!(Exported with_types_in wit);
+
+    /// JSON in, JSON out. Kept generic and out of the macro so it is type-checked here,
+    /// once, and unit-testable without the host.
     pub fn run_json<P: Procedure>(input: &str) -> Result<String, Failure> {
         let input: P::Input = serde_json::from_str(input)
             .map_err(|e| Failure::new("invalid-input", format!("step input: {e}")))?;

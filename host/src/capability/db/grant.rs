@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{SqlAccess, StatementKind};
+use crate::capability::{GrantTable, Missing};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
 
@@ -32,33 +33,6 @@ pub struct DbGrant {
 }
 
 impl DbGrant {
-    /// The grant a table names, every invalid table name reported.
-    pub fn parse(raw: &RawDbGrant, diags: &mut Diagnostics) -> DbGrant {
-        let mut grant = DbGrant::default();
-        let lists = [
-            (StatementKind::Select, &raw.select, &mut grant.select),
-            (StatementKind::Insert, &raw.insert, &mut grant.insert),
-            (StatementKind::Update, &raw.update, &mut grant.update),
-            (StatementKind::Delete, &raw.delete, &mut grant.delete),
-            (StatementKind::Ddl, &raw.ddl, &mut grant.ddl),
-        ];
-        for (kind, list, out) in lists {
-            for table in items(list) {
-                let name = table.get_ref().trim().to_lowercase();
-                if is_table_name(&name) {
-                    out.insert(name);
-                } else {
-                    diags.error_with_help(
-                        table.span(),
-                        format!("invalid table name {:?} in `{kind}`", table.get_ref()),
-                        "name each table, plain or schema-qualified, like \"usage_quotas\" or \"billing.invoices\"",
-                    );
-                }
-            }
-        }
-        grant
-    }
-
     pub fn is_empty(&self) -> bool {
         self.select.is_empty()
             && self.insert.is_empty()
@@ -90,17 +64,69 @@ impl DbGrant {
         }
         Ok(())
     }
+}
 
-    /// The (kind, table) pairs of `needed` that this grant does not cover.
-    pub fn missing<'a>(&self, needed: &'a DbGrant) -> Vec<(StatementKind, &'a str)> {
+impl GrantTable for DbGrant {
+    type Raw = RawDbGrant;
+    type RawNeeds = RawDbGrant;
+
+    /// The grant a table names, every invalid table name reported.
+    fn parse(raw: &RawDbGrant, diags: &mut Diagnostics) -> DbGrant {
+        let mut grant = DbGrant::default();
+        let lists = [
+            (StatementKind::Select, &raw.select, &mut grant.select),
+            (StatementKind::Insert, &raw.insert, &mut grant.insert),
+            (StatementKind::Update, &raw.update, &mut grant.update),
+            (StatementKind::Delete, &raw.delete, &mut grant.delete),
+            (StatementKind::Ddl, &raw.ddl, &mut grant.ddl),
+        ];
+        for (kind, list, out) in lists {
+            for table in items(list) {
+                let name = table.get_ref().trim().to_lowercase();
+                if is_table_name(&name) {
+                    out.insert(name);
+                } else {
+                    diags.error_with_help(
+                        table.span(),
+                        format!("invalid table name {:?} in `{kind}`", table.get_ref()),
+                        "name each table, plain or schema-qualified, like \"usage_quotas\" or \"billing.invoices\"",
+                    );
+                }
+            }
+        }
+        grant
+    }
+
+    fn parse_needs(raw: &RawDbGrant, diags: &mut Diagnostics) -> DbGrant {
+        DbGrant::parse(raw, diags)
+    }
+
+    fn missing(granted: Option<&DbGrant>, needs: &DbGrant) -> Vec<Missing> {
+        let none = DbGrant::default();
+        let granted = granted.unwrap_or(&none);
+        let mut out = Vec::new();
+        for kind in StatementKind::ALL {
+            for table in needs.tables(kind) {
+                if !granted.tables(kind).contains(table) {
+                    out.push(Missing {
+                        need: format!("{kind} on table {table:?}"),
+                        help: format!(
+                            "add it to the step: `[steps.grants.db]` {kind} = [{table:?}]"
+                        ),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn describe(&self) -> Vec<String> {
         StatementKind::ALL
             .into_iter()
-            .flat_map(|kind| {
-                needed
-                    .tables(kind)
-                    .iter()
-                    .filter(move |t| !self.tables(kind).contains(*t))
-                    .map(move |t| (kind, t.as_str()))
+            .filter(|kind| !self.tables(*kind).is_empty())
+            .map(|kind| {
+                let tables: Vec<&str> = self.tables(kind).iter().map(String::as_str).collect();
+                format!("{kind}: {}", tables.join(", "))
             })
             .collect()
     }

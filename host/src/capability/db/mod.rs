@@ -6,6 +6,7 @@
 mod grant;
 mod host;
 mod journal;
+mod plan;
 pub mod sql;
 
 use std::sync::Arc;
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 pub use grant::{DbGrant, Denied, RawDbGrant};
+pub use plan::RowChanges;
 pub use sql::{AnalysisCache, SqlAccess, SqlDialect, SqlError, StatementKind};
 
 use super::calls::CallSession;
-use super::{Capability, Grants, HasCapabilities};
+use super::{Capability, Grants, HasCapabilities, PlanSection};
 use crate::contract::db;
 use crate::state::CallRecord;
 use crate::target::{StepTransaction, TargetDb};
@@ -30,7 +32,7 @@ impl Capability for Db {
     }
 
     fn granted(&self, grants: &Grants) -> bool {
-        !grants.db.is_empty()
+        grants.db.as_ref().is_some_and(|g| !g.is_empty())
     }
 
     fn link<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
@@ -43,6 +45,14 @@ impl Capability for Db {
                 statements: &mut c.db.statements,
             }
         })
+    }
+
+    fn plan(
+        &self,
+        calls: &[&CallRecord],
+        step_name: &dyn Fn(i64) -> String,
+    ) -> Option<PlanSection> {
+        Some(plan::plan(calls, step_name))
     }
 }
 

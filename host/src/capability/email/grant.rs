@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::capability::{GrantTable, Missing};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
 
@@ -30,9 +31,12 @@ pub struct EmailGrant {
     pub max_per_run: Option<u32>,
 }
 
-impl EmailGrant {
+impl GrantTable for EmailGrant {
+    type Raw = RawEmailGrant;
+    type RawNeeds = RawEmailNeeds;
+
     /// A step's grant: recipient patterns and the per-run count.
-    pub fn parse(raw: &RawEmailGrant, diags: &mut Diagnostics) -> EmailGrant {
+    fn parse(raw: &RawEmailGrant, diags: &mut Diagnostics) -> EmailGrant {
         let recipients = recipients(&raw.recipients, diags);
         let max_per_run = raw.max_per_run.as_ref().and_then(|m| {
             let v = *m.get_ref();
@@ -57,13 +61,41 @@ impl EmailGrant {
     }
 
     /// What a plugin manifest says it mails.
-    pub fn parse_needs(raw: &RawEmailNeeds, diags: &mut Diagnostics) -> EmailGrant {
+    fn parse_needs(raw: &RawEmailNeeds, diags: &mut Diagnostics) -> EmailGrant {
         EmailGrant {
             recipients: recipients(&raw.recipients, diags),
             max_per_run: None,
         }
     }
 
+    fn missing(granted: Option<&EmailGrant>, needs: &EmailGrant) -> Vec<Missing> {
+        let Some(granted) = granted else {
+            return vec![Missing {
+                need: "to send email".to_string(),
+                help: "add a `[steps.grants.email]` table with `recipients`".to_string(),
+            }];
+        };
+        needs
+            .recipients
+            .iter()
+            .filter(|r| !granted.recipients.iter().any(|p| glob_match(p, r)))
+            .map(|r| Missing {
+                need: format!("to email {r:?}"),
+                help: format!("add it to the step: `[steps.grants.email]` recipients = [{r:?}]"),
+            })
+            .collect()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let mut line = format!("to: {}", self.recipients.join(", "));
+        if let Some(max) = self.max_per_run {
+            line.push_str(&format!(" (at most {max} per run)"));
+        }
+        vec![line]
+    }
+}
+
+impl EmailGrant {
     /// Whether `address` (lower-cased) matches one of the (rendered) patterns.
     pub fn allows(&self, address: &str) -> bool {
         let address = address.trim().to_lowercase();
@@ -130,4 +162,22 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
         pi += 1;
     }
     pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn a_pattern_covers_an_address_or_a_narrower_pattern() {
+        assert!(glob_match("*@example.com", "ops@example.com"));
+        // The wanted side's `*` is matched as a literal: a pattern covers itself...
+        assert!(glob_match("*@example.com", "*@example.com"));
+        // ...but an address does not cover a pattern.
+        assert!(!glob_match("ops@example.com", "*@example.com"));
+        assert!(!glob_match("*@example.com", "ops@example.org"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
 }

@@ -20,8 +20,10 @@ pub use grant::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
 pub use service::{EmailService, MailTransport};
 
 use super::calls::CallSession;
-use super::{Capability, Grants, HasCapabilities};
+use super::plan::to_json;
+use super::{Capability, Grants, HasCapabilities, PlanEntry, PlanSection};
 use crate::contract::email;
+use crate::state::{CallDecision, CallRecord};
 
 pub struct Email;
 
@@ -43,6 +45,54 @@ impl Capability for Email {
             }
         })
     }
+
+    /// Each mail a dry run rendered: to whom, with which subject.
+    fn plan(
+        &self,
+        calls: &[&CallRecord],
+        step_name: &dyn Fn(i64) -> String,
+    ) -> Option<PlanSection> {
+        let entries = calls
+            .iter()
+            .filter(|call| call.decision == CallDecision::DryRun)
+            .map(|call| {
+                let text = |key: &str| call.params[key].as_str().unwrap_or_default().to_string();
+                let mail = PlannedEmail {
+                    step: step_name(call.step_index),
+                    to: call.params["to"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    subject: text("subject"),
+                    template: text("template"),
+                };
+                PlanEntry {
+                    line: format!("to {} \"{}\"", mail.to.join(", "), mail.subject),
+                    detail: format!("template {} · step {}", mail.template, mail.step),
+                    json: to_json(&mail),
+                }
+            })
+            .collect();
+        Some(PlanSection {
+            key: "emails",
+            title: "email",
+            note: "rendered, not sent",
+            entries,
+        })
+    }
+}
+
+/// A mail a dry run would have sent.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct PlannedEmail {
+    pub step: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub template: String,
 }
 
 impl HasData for Email {

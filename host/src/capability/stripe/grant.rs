@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::operations::{stripe_operation, stripe_operation_names};
+use crate::capability::{GrantTable, Missing};
 use crate::spec::Diagnostics;
 use crate::spec::keys::closest;
 use crate::spec::read::{SpannedList, items};
@@ -36,10 +37,13 @@ pub struct StripeGrant {
     pub max_writes: Option<u32>,
 }
 
-impl StripeGrant {
+impl GrantTable for StripeGrant {
+    type Raw = RawStripeGrant;
+    type RawNeeds = RawStripeGrant;
+
     /// The grant the table names; operations the host does not know are reported with
     /// the ones it does.
-    pub fn parse(raw: &RawStripeGrant, diags: &mut Diagnostics) -> StripeGrant {
+    fn parse(raw: &RawStripeGrant, diags: &mut Diagnostics) -> StripeGrant {
         let mut grant = StripeGrant::default();
         for op in items(&raw.operations) {
             let name = op.get_ref().trim();
@@ -80,6 +84,47 @@ impl StripeGrant {
         grant.max_writes = positive_amount(&raw.max_writes, "max_writes", diags)
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         grant
+    }
+
+    fn parse_needs(raw: &RawStripeGrant, diags: &mut Diagnostics) -> StripeGrant {
+        StripeGrant::parse(raw, diags)
+    }
+
+    fn missing(granted: Option<&StripeGrant>, needs: &StripeGrant) -> Vec<Missing> {
+        let granted = granted.map(|g| &g.operations);
+        let mut out: Vec<Missing> = needs
+            .operations
+            .iter()
+            .filter(|op| !granted.is_some_and(|g| g.contains(*op)))
+            .map(|op| Missing {
+                need: format!("Stripe operation {op:?}"),
+                help: format!("add it to the step: `[steps.grants.stripe]` operations = [{op:?}]"),
+            })
+            .collect();
+        if needs.operations.is_empty() && granted.is_none() {
+            out.push(Missing {
+                need: "Stripe access".to_string(),
+                help: "add a `[steps.grants.stripe]` table listing the operations".to_string(),
+            });
+        }
+        out
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let operations: Vec<&str> = self.operations.iter().map(String::as_str).collect();
+        let mut lines = vec![format!("operations: {}", operations.join(", "))];
+        let budgets: Vec<String> = [
+            ("max_refund_amount", self.max_refund_amount),
+            ("max_refund_total", self.max_refund_total),
+            ("max_writes", self.max_writes.map(i64::from)),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| format!("{key} {v}")))
+        .collect();
+        if !budgets.is_empty() {
+            lines.push(format!("budgets: {}", budgets.join(", ")));
+        }
+        lines
     }
 }
 

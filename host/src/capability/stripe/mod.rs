@@ -18,8 +18,10 @@ pub use operations::{BadId, StripeOperation, stripe_operation, stripe_operation_
 pub use service::{StripeClient, StripeService, StripeUnavailable};
 
 use super::calls::CallSession;
-use super::{Capability, Grants, HasCapabilities};
+use super::plan::planned_calls;
+use super::{Capability, Grants, HasCapabilities, PlanSection};
 use crate::contract::stripe;
+use crate::state::CallRecord;
 
 pub struct Stripe;
 
@@ -40,6 +42,14 @@ impl Capability for Stripe {
                 step: &c.stripe,
             }
         })
+    }
+
+    fn plan(
+        &self,
+        calls: &[&CallRecord],
+        step_name: &dyn Fn(i64) -> String,
+    ) -> Option<PlanSection> {
+        Some(planned_calls("stripe", "stripe", calls, step_name))
     }
 }
 

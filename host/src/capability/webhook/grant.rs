@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capability::{GrantTable, Missing};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
 
@@ -20,10 +21,13 @@ pub struct WebhookGrant {
     pub endpoints: BTreeSet<String>,
 }
 
-impl WebhookGrant {
+impl GrantTable for WebhookGrant {
+    type Raw = RawWebhookGrant;
+    type RawNeeds = RawWebhookGrant;
+
     /// The grant the table names; endpoint names are checked here, whether runbook.toml
     /// configures them is checked when a run starts.
-    pub fn parse(raw: &RawWebhookGrant, diags: &mut Diagnostics) -> WebhookGrant {
+    fn parse(raw: &RawWebhookGrant, diags: &mut Diagnostics) -> WebhookGrant {
         let mut grant = WebhookGrant::default();
         for endpoint in items(&raw.endpoints) {
             let name = endpoint.get_ref().trim();
@@ -42,5 +46,26 @@ impl WebhookGrant {
             }
         }
         grant
+    }
+
+    fn parse_needs(raw: &RawWebhookGrant, diags: &mut Diagnostics) -> WebhookGrant {
+        WebhookGrant::parse(raw, diags)
+    }
+
+    /// Which endpoints to grant is the operator's choice (they are named in runbook.toml);
+    /// a plugin that delivers webhooks needs the table.
+    fn missing(granted: Option<&WebhookGrant>, _needs: &WebhookGrant) -> Vec<Missing> {
+        match granted {
+            Some(_) => Vec::new(),
+            None => vec![Missing {
+                need: "to deliver webhooks".to_string(),
+                help: "add a `[steps.grants.webhook]` table with `endpoints`".to_string(),
+            }],
+        }
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let endpoints: Vec<&str> = self.endpoints.iter().map(String::as_str).collect();
+        vec![format!("endpoints: {}", endpoints.join(", "))]
     }
 }

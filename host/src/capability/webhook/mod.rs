@@ -17,8 +17,10 @@ pub use grant::{RawWebhookGrant, WebhookGrant};
 pub use service::{MissingSecret, WebhookEndpoint, WebhookService};
 
 use super::calls::CallSession;
-use super::{Capability, Grants, HasCapabilities};
+use super::plan::planned_calls;
+use super::{Capability, Grants, HasCapabilities, PlanSection};
 use crate::contract::webhook;
+use crate::state::CallRecord;
 
 pub struct Webhook;
 
@@ -39,6 +41,14 @@ impl Capability for Webhook {
                 step: &c.webhook,
             }
         })
+    }
+
+    fn plan(
+        &self,
+        calls: &[&CallRecord],
+        step_name: &dyn Fn(i64) -> String,
+    ) -> Option<PlanSection> {
+        Some(planned_calls("webhooks", "webhooks", calls, step_name))
     }
 }
 

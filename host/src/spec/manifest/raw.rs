@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capability::{RawDbGrant, RawEmailNeeds, RawStripeGrant, RawWebhookGrant};
+use crate::capability::RawNeeds;
+use crate::capability::registry::needs_keys_at;
 use crate::spec::keys::fields;
 
 #[derive(Debug, Deserialize)]
@@ -12,27 +13,14 @@ pub(crate) struct RawManifest {
     pub name: Option<Spanned<String>>,
     pub version: Option<Spanned<String>>,
     pub description: Option<Spanned<String>>,
-    pub capabilities: Option<Spanned<RawCapabilities>>,
-}
-
-/// What the plugin needs, each table in its capability's grant shape.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawCapabilities {
-    pub db: Option<Spanned<RawDbGrant>>,
-    pub stripe: Option<Spanned<RawStripeGrant>>,
-    pub email: Option<Spanned<RawEmailNeeds>>,
-    pub webhook: Option<Spanned<RawWebhookGrant>>,
+    pub capabilities: Option<Spanned<RawNeeds>>,
 }
 
 /// Allowed keys for a table inside a plugin manifest, by where the table is.
 pub(crate) fn keys_at(path: &[&str]) -> &'static [&'static str] {
     match path {
         [] => fields::<RawManifest>(),
-        ["capabilities"] => fields::<RawCapabilities>(),
-        ["capabilities", "db"] => fields::<RawDbGrant>(),
-        ["capabilities", "stripe"] => fields::<RawStripeGrant>(),
-        ["capabilities", "email"] => fields::<RawEmailNeeds>(),
-        ["capabilities", "webhook"] => fields::<RawWebhookGrant>(),
+        ["capabilities", rest @ ..] => needs_keys_at(rest),
         _ => &[],
     }
 }

@@ -3,7 +3,7 @@
 
 use super::model::PluginManifest;
 use super::raw::{self, RawManifest};
-use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
+use crate::capability::Grants;
 use crate::spec::Diagnostics;
 use crate::spec::read::read_document;
 use crate::spec::values::{is_slug, required_string};
@@ -40,31 +40,9 @@ pub fn parse_plugin_manifest(source_name: &str, text: &str) -> Result<PluginMani
     }
     let description = required_string(&raw.description, "description", 0..0, &mut diags);
 
-    let needs = match &raw.capabilities {
-        None => Grants::default(),
-        Some(c) => {
-            let c = c.get_ref();
-            Grants {
-                db: c
-                    .db
-                    .as_ref()
-                    .map(|db| DbGrant::parse(db.get_ref(), &mut diags))
-                    .unwrap_or_default(),
-                stripe: c
-                    .stripe
-                    .as_ref()
-                    .map(|s| StripeGrant::parse(s.get_ref(), &mut diags)),
-                email: c
-                    .email
-                    .as_ref()
-                    .map(|e| EmailGrant::parse_needs(e.get_ref(), &mut diags)),
-                webhook: c
-                    .webhook
-                    .as_ref()
-                    .map(|w| WebhookGrant::parse(w.get_ref(), &mut diags)),
-            }
-        }
-    };
+    let needs = raw.capabilities.as_ref().map_or_else(Grants::default, |c| {
+        Grants::parse_needs(c.get_ref(), &mut diags)
+    });
 
     diags.into_result(PluginManifest {
         name,
@@ -113,11 +91,11 @@ recipients = ["*@example.com"]
             m.needs,
             Grants {
                 webhook: None,
-                db: DbGrant {
+                db: Some(DbGrant {
                     select: set(&["usage_quotas"]),
                     update: set(&["usage_quotas"]),
                     ..DbGrant::default()
-                },
+                }),
                 stripe: Some(StripeGrant {
                     operations: set(&["subscriptions.retrieve"]),
                     ..StripeGrant::default()
@@ -134,7 +112,7 @@ recipients = ["*@example.com"]
             "name = \"echo\"\nversion = \"1.2.3-rc.1\"\ndescription = \"x\"\n[capabilities.email]\n",
         )
         .unwrap();
-        assert_eq!(bare.needs.db, DbGrant::default());
+        assert_eq!(bare.needs.db, None);
         assert_eq!(bare.needs.email, Some(EmailGrant::default()));
     }
 

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::grants::{grants, missing_grants};
+use super::grants::missing_grants;
 use super::model::{Approval, Backoff, OnFailure, OnTimeout, RetryPolicy, Rollback};
 use super::raw::{RawApproval, RawRetry, RawRollback, RawStep};
 use super::references::{RefSite, check_references, input_value, template_error};
 use super::validate::{Ctx, unknown_plugin};
+use crate::capability::Grants;
 use crate::spec::Diagnostics;
 use crate::spec::read::{Seg, Span, SpannedList};
 use crate::spec::values;
@@ -25,14 +26,12 @@ pub(super) struct StepControl {
 
 pub(super) fn step_control(
     raw: &RawStep,
-    index: usize,
     step_path: &[Seg],
     refs: &RefSite<'_>,
     label: &str,
     ctx: &Ctx<'_>,
     diags: &mut Diagnostics,
 ) -> StepControl {
-    let _ = index;
     let mut retry = raw
         .retry
         .as_ref()
@@ -298,7 +297,7 @@ fn rollback(
     let grants = raw
         .grants
         .as_ref()
-        .map_or_else(Default::default, |g| grants(g.get_ref(), diags));
+        .map_or_else(Default::default, |g| Grants::parse(g.get_ref(), diags));
     if let Some(manifest) = ctx.plugins.manifest(&plugin) {
         let at = raw.grants.as_ref().map_or_else(
             || raw.plugin.as_ref().map_or(0..0, |p| p.span()),

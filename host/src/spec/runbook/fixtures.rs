@@ -25,21 +25,21 @@ pub(crate) fn catalog() -> BTreeMap<String, PluginManifest> {
         manifest(
             "webhook-impact",
             Grants {
-                db: DbGrant {
+                db: Some(DbGrant {
                     select: set(&["subscription_events"]),
                     ..DbGrant::default()
-                },
+                }),
                 ..Grants::default()
             },
         ),
         manifest(
             "quota-reset",
             Grants {
-                db: DbGrant {
+                db: Some(DbGrant {
                     select: set(&["usage_quotas"]),
                     update: set(&["usage_quotas"]),
                     ..DbGrant::default()
-                },
+                }),
                 ..Grants::default()
             },
         ),

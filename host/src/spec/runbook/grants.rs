@@ -3,32 +3,9 @@
 
 use toml::de::DeTable;
 
-use super::raw::{RawGrants, RawStep};
-use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant, WebhookGrant};
-use crate::spec::Diagnostics;
+use super::raw::RawStep;
+use crate::capability::Grants;
 use crate::spec::read::{Seg, Span, key_span};
-
-pub(super) fn grants(g: &RawGrants, diags: &mut Diagnostics) -> Grants {
-    Grants {
-        db: g
-            .db
-            .as_ref()
-            .map(|db| DbGrant::parse(db.get_ref(), diags))
-            .unwrap_or_default(),
-        stripe: g
-            .stripe
-            .as_ref()
-            .map(|s| StripeGrant::parse(s.get_ref(), diags)),
-        email: g
-            .email
-            .as_ref()
-            .map(|e| EmailGrant::parse(e.get_ref(), diags)),
-        webhook: g
-            .webhook
-            .as_ref()
-            .map(|w| WebhookGrant::parse(w.get_ref(), diags)),
-    }
-}
 
 /// Where "needs X, which this step does not grant" points: the grants if the step has
 /// some (that is what to edit), otherwise the plugin that asks for them.
@@ -55,79 +32,17 @@ pub(crate) fn missing_grants(
     needs: &Grants,
     grants: &Grants,
 ) -> Vec<Missing> {
-    let mut out = Vec::new();
-    for (kind, table) in grants.db.missing(&needs.db) {
-        out.push(Missing {
+    grants
+        .missing(needs)
+        .into_iter()
+        .map(|(_, missing)| Missing {
             text: format!(
-                "{step_label}: plugin {plugin:?} needs {kind} on table {table:?}, which this step does not grant"
+                "{step_label}: plugin {plugin:?} needs {}, which this step does not grant",
+                missing.need
             ),
-            help: format!("add it to the step: `[steps.grants.db]` {kind} = [{table:?}]"),
-        });
-    }
-    if let Some(needed) = &needs.stripe {
-        let granted = grants.stripe.as_ref().map(|s| &s.operations);
-        let missing: Vec<&String> = needed
-            .operations
-            .iter()
-            .filter(|op| !granted.is_some_and(|g| g.contains(*op)))
-            .collect();
-        for op in missing {
-            out.push(Missing {
-                text: format!(
-                    "{step_label}: plugin {plugin:?} needs Stripe operation {op:?}, which this step does not grant"
-                ),
-                help: format!("add it to the step: `[steps.grants.stripe]` operations = [{op:?}]"),
-            });
-        }
-        if needed.operations.is_empty() && granted.is_none() {
-            out.push(Missing {
-                text: format!(
-                    "{step_label}: plugin {plugin:?} needs Stripe access, which this step does not grant"
-                ),
-                help: "add a `[steps.grants.stripe]` table listing the operations".to_string(),
-            });
-        }
-    }
-    if needs.webhook.is_some() && grants.webhook.is_none() {
-        out.push(Missing {
-            text: format!(
-                "{step_label}: plugin {plugin:?} needs to deliver webhooks, which this step does not grant"
-            ),
-            help: "add a `[steps.grants.webhook]` table with `endpoints`".to_string(),
-        });
-    }
-    if let Some(needed) = &needs.email {
-        match &grants.email {
-            None => out.push(Missing {
-                text: format!(
-                    "{step_label}: plugin {plugin:?} needs to send email, which this step does not grant"
-                ),
-                help: "add a `[steps.grants.email]` table with `recipients`".to_string(),
-            }),
-            Some(granted) => {
-                for r in &needed.recipients {
-                    if !granted.recipients.iter().any(|p| pattern_covers(p, r)) {
-                        out.push(Missing {
-                            text: format!(
-                                "{step_label}: plugin {plugin:?} needs to email {r:?}, which this step does not grant"
-                            ),
-                            help: format!(
-                                "add it to the step: `[steps.grants.email]` recipients = [{r:?}]"
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Whether the grant pattern `pattern` (`*` matches any text) covers `wanted`, which may
-/// itself be a pattern: its `*` is matched as a literal, so `*@a.com` covers `*@a.com`
-/// and `x@a.com` but `x@a.com` does not cover `*@a.com`.
-pub(crate) fn pattern_covers(pattern: &str, wanted: &str) -> bool {
-    crate::capability::glob_match(pattern, wanted)
+            help: missing.help,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -244,17 +159,5 @@ plugin = "refunder"
             helps[2].as_deref(),
             Some("add it to the step: `[steps.grants.db]` update = [\"usage_quotas\"]")
         );
-    }
-
-    #[test]
-    fn email_patterns_cover_recipients() {
-        use super::pattern_covers;
-        assert!(pattern_covers("*@example.com", "ops@example.com"));
-        assert!(pattern_covers("*@example.com", "*@example.com"));
-        assert!(!pattern_covers("ops@example.com", "*@example.com"));
-        assert!(!pattern_covers("*@example.com", "ops@example.org"));
-        assert!(pattern_covers("*", "anything"));
-        assert!(pattern_covers("a*b*c", "aXXbYYc"));
-        assert!(!pattern_covers("a*b*c", "aXXbYY"));
     }
 }

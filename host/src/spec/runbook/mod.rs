@@ -121,10 +121,10 @@ mod tests {
                         "nested": {"deep": ["{{ params.ratio }}"]},
                     }),
                     grants: Grants {
-                        db: DbGrant {
+                        db: Some(DbGrant {
                             select: set(&["subscription_events"]),
                             ..DbGrant::default()
-                        },
+                        }),
                         ..Grants::default()
                     },
                 },
@@ -146,11 +146,11 @@ mod tests {
                     input: json!({"found": "{{ steps.assess.output }}"}),
                     grants: Grants {
                         webhook: None,
-                        db: DbGrant {
+                        db: Some(DbGrant {
                             select: set(&["usage_quotas"]),
                             update: set(&["usage_quotas"]),
                             ..DbGrant::default()
-                        },
+                        }),
                         stripe: Some(StripeGrant {
                             operations: set(&["subscriptions.retrieve"]),
                             ..StripeGrant::default()

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capability::{RawDbGrant, RawEmailGrant, RawStripeGrant, RawWebhookGrant};
+use crate::capability::RawGrants;
+use crate::capability::registry::grant_keys_at;
 use crate::spec::keys::fields;
 use crate::spec::read::SpannedList;
 
@@ -72,14 +73,6 @@ pub(crate) struct RawRollback {
     pub grants: Option<Spanned<RawGrants>>,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawGrants {
-    pub db: Option<Spanned<RawDbGrant>>,
-    pub stripe: Option<Spanned<RawStripeGrant>>,
-    pub email: Option<Spanned<RawEmailGrant>>,
-    pub webhook: Option<Spanned<RawWebhookGrant>>,
-}
-
 /// Allowed keys for a table inside a runbook, by where the table is.
 pub(crate) fn runbook_keys_at(path: &[&str]) -> &'static [&'static str] {
     match path {
@@ -92,17 +85,6 @@ pub(crate) fn runbook_keys_at(path: &[&str]) -> &'static [&'static str] {
         ["steps", "grants", rest @ ..] | ["steps", "rollback", "grants", rest @ ..] => {
             grant_keys_at(rest)
         }
-        _ => &[],
-    }
-}
-
-fn grant_keys_at(path: &[&str]) -> &'static [&'static str] {
-    match path {
-        [] => fields::<RawGrants>(),
-        ["db"] => fields::<RawDbGrant>(),
-        ["stripe"] => fields::<RawStripeGrant>(),
-        ["email"] => fields::<RawEmailGrant>(),
-        ["webhook"] => fields::<RawWebhookGrant>(),
         _ => &[],
     }
 }

@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use super::control::approvers;
-use super::grants::{grants, grants_span, missing_grants};
+use super::grants::{grants_span, missing_grants};
 use super::model::{Param, ParamKind, Runbook, Step};
 use super::raw::{RawParam, RawRunbook, RawStep};
 use super::references::{RefSite, check_references, input_value, template_error};
@@ -369,8 +369,8 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
     let grants = raw
         .grants
         .as_ref()
-        .map_or_else(Grants::default, |g| grants(g.get_ref(), diags));
-    let control = super::control::step_control(raw, i, &step_path, &refs, &label, ctx, diags);
+        .map_or_else(Grants::default, |g| Grants::parse(g.get_ref(), diags));
+    let control = super::control::step_control(raw, &step_path, &refs, &label, ctx, diags);
 
     if let Some(manifest) = ctx.plugins.manifest(&plugin) {
         let span = grants_span(ctx.tree, &step_path, raw);
