@@ -112,6 +112,7 @@ impl Fixture {
             tx: None,
             analysis: self.analysis.clone(),
             poisoned: None,
+            deadline: None,
         };
         StepState::new(
             StepCapabilities::prepare(calls, grants, &self.services, db),

@@ -63,6 +63,7 @@ impl<'a, 'o> Drive<'a, 'o> {
             scope.run_id.clone(),
             lease.clone(),
             exec.lease_ttl,
+            scope.watch.clone(),
         );
         let context = RunContext::new(
             &Value::Object(params),

@@ -94,6 +94,8 @@ pub(crate) struct RunScope {
     /// This process's lease on the run (renewed by the heartbeat), checked whenever a
     /// step starts.
     lease: Option<crate::state::Lease>,
+    /// The deadline of the plugin attempt in flight, which the heartbeat watches.
+    watch: lease::StepWatch,
 }
 
 impl RunScope {

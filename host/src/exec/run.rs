@@ -249,6 +249,7 @@ impl RunScope {
             budget: Arc::new(budget),
             dry_tx: None,
             lease: None,
+            watch: lease::StepWatch::default(),
         }
     }
 }

@@ -304,6 +304,10 @@ impl Executor<'_> {
                 .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
             timeout: step.timeout.unwrap_or(self.limits.timeout),
         };
+        // One deadline for the whole attempt: the runtime's epoch deadline stops the
+        // plugin's code, the database stops its statement, the heartbeat watches both.
+        let deadline = Instant::now() + limits.timeout;
+        let watching = scope.watch.attempt(deadline);
         // In a dry run every step writes inside the run's transaction, behind a savepoint
         // so a failed step's writes go and the earlier steps' stay visible.
         let mut tx = scope.dry_tx.take();
@@ -341,6 +345,7 @@ impl Executor<'_> {
             tx,
             analysis: self.analysis.clone(),
             poisoned: None,
+            deadline: Some(deadline),
         };
         let capabilities = StepCapabilities::prepare(calls, grants, &self.services, db);
         let state = StepState::new(capabilities, limits.memory_bytes);
@@ -348,6 +353,9 @@ impl Executor<'_> {
             .runtime
             .invoke(plugin, state, &input.to_string(), limits)
             .await;
+        // The plugin's part is over (rolling back is bounded; committing is the host's
+        // own work, however long it takes).
+        drop(watching);
         let mut retryable = false;
         let (mut status, output, mut error) = match outcome {
             PluginOutcome::Returned(text) => match serde_json::from_str::<Value>(&text) {
@@ -380,6 +388,11 @@ impl Executor<'_> {
             retryable = false;
         }
         let mut tx = state.capabilities.db.session.tx.take();
+        // The plugin is done: what the host still sends (savepoints, commit) is not bound
+        // by its deadline.
+        if let Some(t) = &mut tx {
+            t.clear_deadline();
+        }
         if scope.dry_run {
             if let Some(t) = &mut tx {
                 let sql = if status == StepStatus::Succeeded {
@@ -389,7 +402,8 @@ impl Executor<'_> {
                 };
                 if let Err(e) = t.execute(sql, &[]).await {
                     status = StepStatus::Failed;
-                    error = Some(format!("dry run: {sql}: {e}"));
+                    // A timed-out step's own error says more than the savepoint's.
+                    error.get_or_insert(format!("dry run: {sql}: {e}"));
                 }
             }
         } else if let Some(t) = tx.take() {

@@ -1,6 +1,8 @@
 //! Calling a plugin's `run` export under the step's limits, and turning every way it can
 //! end (output, business failure, trap, limit) into a [`PluginOutcome`].
 
+use std::time::Duration;
+
 use wasmtime::{Store, Trap};
 
 use super::limits::StepLimits;
@@ -38,6 +40,14 @@ pub enum Fault {
     Instantiate { message: String },
 }
 
+/// How long past the step's timeout a host call may take to end itself before the
+/// runtime drops it. Host calls bound themselves by the step's deadline (the database
+/// stops a statement at it: a cancel request and the statement's return, a second each
+/// at most); the grace lets them finish and record why, so the drop is a last resort.
+/// Whatever a dropped call held must not be waited on afterwards (see
+/// `target::StepTransaction`).
+const HOST_CALL_GRACE: Duration = Duration::from_secs(3);
+
 impl Runtime {
     /// Runs one step's plugin in a fresh store. The state comes back so the caller can
     /// commit or roll back its transaction and persist what it recorded.
@@ -65,8 +75,8 @@ impl Runtime {
                 .map_err(|e| (false, e))
         };
         // The epoch deadline stops guest code; this backstop also covers a host call
-        // (say, a database query) that blocks past the step's timeout.
-        let backstop = limits.timeout + EPOCH_TICK * 10;
+        // that blocks past the step's timeout.
+        let backstop = limits.timeout + HOST_CALL_GRACE;
         let result = tokio::time::timeout(backstop, call).await;
         let outcome = match result {
             Err(_elapsed) => PluginOutcome::Fault(Fault::Timeout {

@@ -6,6 +6,7 @@
 
 mod postgres;
 mod sqlite;
+mod transaction;
 mod value;
 
 use std::str::FromStr;
@@ -13,9 +14,16 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, SqlitePool};
 
+use transaction::Conn;
+pub use transaction::StepTransaction;
 pub use value::{Column, Rows, SqlValue};
+
+/// How long closing a pool may wait for its connections. A step's connection is never
+/// left busy (see [`StepTransaction`]), so this only guards against a server that stopped
+/// answering: the process ends anyway, and the server rolls back what it held.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Which SQL database the target is; decides how statements are parsed and how
 /// identifiers compare.
@@ -41,6 +49,10 @@ pub enum TargetError {
     BadParameter { index: usize, reason: String },
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the step's deadline passed: the statement was stopped")]
+    DeadlineExceeded,
+    #[error("the step's connection was given up after its deadline")]
+    Abandoned,
 }
 
 impl TargetError {
@@ -110,11 +122,20 @@ impl TargetDb {
         }
     }
 
+    /// A transaction on a connection of its own; see [`StepTransaction::set_deadline`].
     pub async fn begin(&self) -> Result<StepTransaction, TargetError> {
-        Ok(match self {
-            TargetDb::Postgres(pool) => StepTransaction::Postgres(pool.begin().await?),
-            TargetDb::Sqlite(pool) => StepTransaction::Sqlite(pool.begin().await?),
-        })
+        let conn = match self {
+            TargetDb::Postgres(pool) => Conn::Postgres {
+                conn: pool.acquire().await?,
+                pool: pool.clone(),
+                pid: None,
+            },
+            TargetDb::Sqlite(pool) => Conn::Sqlite {
+                conn: pool.acquire().await?,
+                interrupt: None,
+            },
+        };
+        StepTransaction::begin(conn).await
     }
 
     /// Applies the migrations in `dir` (sqlx's runtime migrator, tracked in `_sqlx_migrations`).
@@ -138,48 +159,14 @@ impl TargetDb {
         Ok(())
     }
 
+    /// Closes the pool, waiting at most [`CLOSE_WAIT`] for its connections.
     pub async fn close(&self) {
-        match self {
-            TargetDb::Postgres(pool) => pool.close().await,
-            TargetDb::Sqlite(pool) => pool.close().await,
+        let closed = match self {
+            TargetDb::Postgres(pool) => tokio::time::timeout(CLOSE_WAIT, pool.close()).await,
+            TargetDb::Sqlite(pool) => tokio::time::timeout(CLOSE_WAIT, pool.close()).await,
+        };
+        if closed.is_err() {
+            tracing::warn!(target: "runbook::db", "the target database's connections did not close in time");
         }
-    }
-}
-
-/// All of one step's statements. Dropping it without [`commit`](Self::commit) rolls back.
-pub enum StepTransaction {
-    Postgres(Transaction<'static, Postgres>),
-    Sqlite(Transaction<'static, Sqlite>),
-}
-
-impl StepTransaction {
-    pub async fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, TargetError> {
-        match self {
-            StepTransaction::Postgres(tx) => postgres::query(tx, sql, params).await,
-            StepTransaction::Sqlite(tx) => sqlite::query(tx, sql, params).await,
-        }
-    }
-
-    pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, TargetError> {
-        match self {
-            StepTransaction::Postgres(tx) => postgres::execute(tx, sql, params).await,
-            StepTransaction::Sqlite(tx) => sqlite::execute(tx, sql, params).await,
-        }
-    }
-
-    pub async fn commit(self) -> Result<(), TargetError> {
-        match self {
-            StepTransaction::Postgres(tx) => tx.commit().await?,
-            StepTransaction::Sqlite(tx) => tx.commit().await?,
-        }
-        Ok(())
-    }
-
-    pub async fn rollback(self) -> Result<(), TargetError> {
-        match self {
-            StepTransaction::Postgres(tx) => tx.rollback().await?,
-            StepTransaction::Sqlite(tx) => tx.rollback().await?,
-        }
-        Ok(())
     }
 }

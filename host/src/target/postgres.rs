@@ -1,29 +1,72 @@
-//! PostgreSQL: binding [`SqlValue`] parameters and decoding rows by column type.
+//! PostgreSQL: binding [`SqlValue`] parameters, decoding rows by column type, and the
+//! server side of a step's deadline (`statement_timeout`, `pg_cancel_backend`).
 
-use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo, PgValueRef};
+use std::time::Duration;
+
+use sqlx::postgres::{PgArguments, PgConnection, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::query::Query;
 use sqlx::types::{Decimal, Uuid};
-use sqlx::{Column as _, Decode, Postgres, Row, Transaction, TypeInfo, ValueRef};
+use sqlx::{Column as _, Decode, PgPool, Postgres, Row, TypeInfo, ValueRef};
 
 use super::TargetError;
 use super::value::{Column, Rows, SqlValue, parse_timestamp};
 
 pub(super) async fn query(
-    tx: &mut Transaction<'static, Postgres>,
+    conn: &mut PgConnection,
     sql: &str,
     params: &[SqlValue],
 ) -> Result<Rows, TargetError> {
-    let rows = bind_all(sql, params)?.fetch_all(&mut **tx).await?;
+    let rows = bind_all(sql, params)?.fetch_all(conn).await?;
     decode_rows(&rows)
 }
 
 pub(super) async fn execute(
-    tx: &mut Transaction<'static, Postgres>,
+    conn: &mut PgConnection,
     sql: &str,
     params: &[SqlValue],
 ) -> Result<u64, TargetError> {
-    let done = bind_all(sql, params)?.execute(&mut **tx).await?;
+    let done = bind_all(sql, params)?.execute(conn).await?;
     Ok(done.rows_affected())
+}
+
+/// Transaction control (`BEGIN`, `COMMIT`, `ROLLBACK`), unprepared.
+pub(super) async fn control(conn: &mut PgConnection, sql: &'static str) -> Result<(), TargetError> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets `statement_timeout` for the rest of the transaction to what is left of the step
+/// (so the server stops a statement itself even if this process dies), and returns the
+/// connection's backend pid, which a cancel request names. One round trip.
+pub(super) async fn arm(conn: &mut PgConnection, remaining: Duration) -> Result<i32, TargetError> {
+    // 0 would mean "no timeout"; statements start after this, so the server's timeout
+    // never fires before the step's deadline.
+    let ms = remaining.as_millis().clamp(1, i32::MAX as u128).to_string();
+    let row = sqlx::query("SELECT pg_backend_pid(), set_config('statement_timeout', $1, true)")
+        .bind(ms)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Cancels whatever backend `pid` is running, from another connection: the pool's, or a
+/// new one when the pool has none free (the step's own holds the statement).
+pub(super) async fn cancel_backend(pool: &PgPool, pid: i32) -> Result<(), TargetError> {
+    let sql = "SELECT pg_cancel_backend($1)";
+    match pool.try_acquire() {
+        Some(mut conn) => {
+            sqlx::query(sql).bind(pid).execute(&mut *conn).await?;
+        }
+        None => {
+            use sqlx::Connection as _;
+            let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+            sqlx::query(sql).bind(pid).execute(&mut conn).await?;
+            conn.close().await?;
+        }
+    }
+    Ok(())
 }
 
 fn bind_all<'q>(

@@ -1,28 +1,94 @@
-//! SQLite: binding [`SqlValue`] parameters and decoding rows by each value's storage class.
+//! SQLite: binding [`SqlValue`] parameters, decoding rows by each value's storage class,
+//! and stopping a statement at the step's deadline (a progress handler).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
 
 use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteRow, SqliteValueRef};
-use sqlx::{Column as _, Decode, Row, Sqlite, Transaction, TypeInfo, ValueRef};
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow, SqliteValueRef};
+use sqlx::{Column as _, Decode, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::TargetError;
 use super::value::{Column, Rows, SqlValue, parse_timestamp};
 
 pub(super) async fn query(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     sql: &str,
     params: &[SqlValue],
 ) -> Result<Rows, TargetError> {
-    let rows = bind_all(sql, params)?.fetch_all(&mut **tx).await?;
+    let rows = bind_all(sql, params)?.fetch_all(conn).await?;
     decode_rows(&rows)
 }
 
 pub(super) async fn execute(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     sql: &str,
     params: &[SqlValue],
 ) -> Result<u64, TargetError> {
-    let done = bind_all(sql, params)?.execute(&mut **tx).await?;
+    let done = bind_all(sql, params)?.execute(conn).await?;
     Ok(done.rows_affected())
+}
+
+/// Transaction control (`BEGIN`, `COMMIT`, `ROLLBACK`), unprepared.
+pub(super) async fn control(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+) -> Result<(), TargetError> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Virtual-machine instructions between two looks at the clock: a clock read per
+/// thousands of instructions costs nothing measurable and stops a statement within
+/// well under a millisecond of the deadline.
+const PROGRESS_OPS: i32 = 4096;
+
+const ARMED: u8 = 0;
+const OFF: u8 = 1;
+const NOW: u8 = 2;
+
+/// What the connection's progress handler consults: stop at the deadline, never (the
+/// step is over and its handler merely not replaced yet), or at once (the connection is
+/// being given up).
+#[derive(Clone)]
+pub(super) struct Interrupt(Arc<(Instant, AtomicU8)>);
+
+impl Interrupt {
+    fn should_stop(&self) -> bool {
+        let (deadline, state) = &*self.0;
+        match state.load(Ordering::Relaxed) {
+            ARMED => Instant::now() >= *deadline,
+            OFF => false,
+            _ => true,
+        }
+    }
+
+    pub(super) fn disarm(&self) {
+        self.0.1.store(OFF, Ordering::Relaxed);
+    }
+
+    pub(super) fn now(&self) {
+        self.0.1.store(NOW, Ordering::Relaxed);
+    }
+}
+
+/// Installs a progress handler on the connection that interrupts the running statement
+/// (SQLITE_INTERRUPT) once `deadline` has passed. It runs in SQLite's own thread, so the
+/// statement stops even when nobody awaits it. It replaces the handler of the
+/// connection's previous step.
+pub(super) async fn arm(
+    conn: &mut SqliteConnection,
+    deadline: Instant,
+) -> Result<Interrupt, TargetError> {
+    let interrupt = Interrupt(Arc::new((deadline, AtomicU8::new(ARMED))));
+    let check = interrupt.clone();
+    let mut handle = conn.lock_handle().await?;
+    // The callback returns whether to go on.
+    handle.set_progress_handler(PROGRESS_OPS, move || !check.should_stop());
+    Ok(interrupt)
 }
 
 fn bind_all<'q>(

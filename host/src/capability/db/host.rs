@@ -28,7 +28,7 @@ impl db::Host for DbHost<'_> {
     ) -> wasmtime::Result<Result<Rows, CallError>> {
         Ok(self
             .run_statement(&sql, params, Operation::Query)
-            .await
+            .await?
             .map(|done| match done {
                 Done::Rows(rows) => rows,
                 Done::Affected(_) => Rows {
@@ -45,7 +45,7 @@ impl db::Host for DbHost<'_> {
     ) -> wasmtime::Result<Result<u64, CallError>> {
         Ok(self
             .run_statement(&sql, params, Operation::Execute)
-            .await
+            .await?
             .map(|done| match done {
                 Done::Affected(n) => n,
                 Done::Rows(rows) => rows.rows.len() as u64,
@@ -68,12 +68,14 @@ struct StatementCall<'a> {
 }
 
 impl DbHost<'_> {
+    /// `Err`: the step's deadline passed and the statement was stopped (or never
+    /// started): a trap, so the step ends as timed out without the plugin running on.
     async fn run_statement(
         &mut self,
         sql: &str,
         params: Vec<Value>,
         operation: Operation,
-    ) -> Result<Done, CallError> {
+    ) -> wasmtime::Result<Result<Done, CallError>> {
         let call = StatementCall {
             operation,
             sql,
@@ -90,20 +92,29 @@ impl DbHost<'_> {
                     CallDecision::Allowed
                 };
                 self.journal_statement(&call, None, decision, Err(&e));
-                return Err(e);
+                return Ok(Err(e));
             }
         };
         if let Some(reason) = &self.db.poisoned {
-            return Err(CallError::Failed(format!(
+            return Ok(Err(CallError::Failed(format!(
                 "an earlier statement of this step failed ({reason}); its transaction is aborted"
-            )));
+            ))));
         }
         let params: Vec<SqlValue> = params.into_iter().map(to_sql_value).collect();
-        let tx = self.transaction().await?;
+        let tx = match self.transaction().await {
+            Ok(tx) => tx,
+            Err(e @ (TargetError::DeadlineExceeded | TargetError::Abandoned)) => {
+                return Err(self.stopped_at_deadline(&call, &access, &e));
+            }
+            Err(e) => return Ok(Err(CallError::Failed(e.to_string()))),
+        };
         let result = match operation {
             Operation::Query => tx.query(sql, &params).await.map(|r| Done::Rows(to_rows(r))),
             Operation::Execute => tx.execute(sql, &params).await.map(Done::Affected),
         };
+        if let Err(e @ (TargetError::DeadlineExceeded | TargetError::Abandoned)) = &result {
+            return Err(self.stopped_at_deadline(&call, &access, e));
+        }
         let elapsed = call.started.elapsed();
         match &result {
             Ok(done) => {
@@ -129,7 +140,7 @@ impl DbHost<'_> {
                     elapsed_us = elapsed.as_micros() as u64,
                     "statement ran"
                 );
-                Ok(done)
+                Ok(Ok(done))
             }
             Err(error) => {
                 let message = error.to_string();
@@ -141,9 +152,39 @@ impl DbHost<'_> {
                 if !matches!(error, TargetError::BadParameter { .. }) {
                     self.db.poisoned = Some(message.clone());
                 }
-                Err(CallError::Failed(message))
+                Ok(Err(CallError::Failed(message)))
             }
         }
+    }
+
+    /// A statement the step's deadline stopped: journaled and logged as such, and turned
+    /// into the trap an epoch deadline raises, so the step ends as the same timeout a
+    /// plugin spinning in its own code gets.
+    fn stopped_at_deadline(
+        &mut self,
+        call: &StatementCall<'_>,
+        access: &SqlAccess,
+        error: &TargetError,
+    ) -> wasmtime::Error {
+        let message = error.to_string();
+        self.db.poisoned = Some(message.clone());
+        self.journal_statement(
+            call,
+            Some(access),
+            CallDecision::Allowed,
+            Err(&CallError::Failed(message.clone())),
+        );
+        tracing::warn!(target: "runbook::db", step = %self.calls.context.step_id, "{message}");
+        self.calls.push_log(LogLine {
+            at: chrono::Utc::now(),
+            level: "error".into(),
+            stream: "host".into(),
+            message: format!("{message} after {} ms", call.started.elapsed().as_millis()),
+            fields: [("sql".to_string(), truncate(call.sql, 500))]
+                .into_iter()
+                .collect(),
+        });
+        wasmtime::Error::new(wasmtime::Trap::Interrupt)
     }
 
     /// Counts a successful statement in the step's statement totals (see
@@ -277,7 +318,10 @@ impl DbHost<'_> {
         CallError::Denied(reason)
     }
 
-    async fn transaction(&mut self) -> Result<&mut StepTransaction, CallError> {
+    /// The step's transaction, opened on first use and bounded by the step's deadline
+    /// (set once per step: the dry run's shared transaction comes with the previous
+    /// step's, or none).
+    async fn transaction(&mut self) -> Result<&mut StepTransaction, TargetError> {
         if self.db.tx.is_none() {
             let target = self
                 .db
@@ -286,12 +330,15 @@ impl DbHost<'_> {
                 .expect("authorize checked the target");
             // Boxed: opening a transaction is a once-per-step path with a large future,
             // which would otherwise be part of (and moved with) every call's future.
-            let tx = Box::pin(target.begin())
-                .await
-                .map_err(|e| CallError::Failed(e.to_string()))?;
-            self.db.tx = Some(tx);
+            self.db.tx = Some(Box::pin(target.begin()).await?);
         }
-        Ok(self.db.tx.as_mut().expect("just opened"))
+        let tx = self.db.tx.as_mut().expect("just opened");
+        if let Some(deadline) = self.db.deadline
+            && tx.deadline() != Some(deadline)
+        {
+            Box::pin(tx.set_deadline(deadline)).await?;
+        }
+        Ok(tx)
     }
 }
 

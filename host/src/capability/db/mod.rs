@@ -68,6 +68,9 @@ pub struct DbSession {
     pub analysis: Arc<AnalysisCache>,
     /// Set when a statement failed: the rest of the step's statements are refused.
     pub poisoned: Option<String>,
+    /// The step's deadline (its timeout from the start of the attempt): a statement
+    /// still running then is stopped in the database and the step ends as timed out.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// The `db` capability's state for one step.
