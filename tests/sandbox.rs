@@ -234,6 +234,47 @@ select = ["organizations"]
     );
 }
 
+#[test]
+fn a_plugin_importing_an_interface_the_host_lacks_is_refused_and_audited() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    ws.add_runbook(
+        "outsider",
+        r#"name = "outsider"
+description = "a plugin that imports an interface no host provides"
+[[steps]]
+id = "escape"
+plugin = "outsider"
+"#,
+    );
+    let (code, _, out) = ws.exec("outsider", &[]);
+    assert_eq!(code, 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("plugin `outsider`") && err.contains("runbook:plugin/shell"),
+        "{err}"
+    );
+    let runs = ws.json(&["runs", "--json"]);
+    assert_eq!(runs.as_array().unwrap().len(), 0, "nothing ran");
+    let audit = ws.json(&["audit", "show", "--json"]);
+    let refusal = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "plugin.refused")
+        .expect("refusal audited");
+    assert_eq!(refusal["target"], "plugin:outsider");
+    assert_eq!(refusal["step_id"], "escape");
+    assert!(
+        refusal["detail"]
+            .as_str()
+            .unwrap()
+            .contains("runbook:plugin/shell"),
+        "{refusal}"
+    );
+    let verify = ws.json(&["audit", "verify", "--json"]);
+    assert_eq!(verify["status"], "intact", "the chain holds the refusal");
+}
+
 fn runaway_runbook(ws: &Workspace, name: &str, plugin: &str, limits: &str) {
     ws.add_runbook(
         name,

@@ -71,7 +71,7 @@ impl Fixture {
         };
         let (caller, probe) = (load("caller"), load("probe"));
         let state = rt
-            .block_on(StateStore::open(&config.state_url))
+            .block_on(StateStore::open(config.state_url.expose()))
             .expect("state store");
         Fixture {
             services: Arc::new(Services::from_config(&config)),

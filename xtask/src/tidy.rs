@@ -81,6 +81,11 @@ pub fn problems(root: &Path) -> Result<Vec<String>> {
                     ));
                 }
             }
+            if module == "cli" && !file.ends_with("cli/output.rs") {
+                for problem in output_problems(&text) {
+                    found.push(format!("{shown}: {problem}"));
+                }
+            }
             if module == "capability" {
                 for path in submodules(&text, "crate::spec::", SPEC_SHARED) {
                     found.push(format!(
@@ -191,6 +196,56 @@ fn forbidden(module: &str, imported: &str) -> Option<String> {
         .map(|_| format!("`{module}/` must not depend on `{imported}/`"))
 }
 
+/// What a person reads goes through `output::say!` and its kin, which escape every
+/// argument (a plugin's text cannot forge a line): no direct printing in `cli/`, and a
+/// format string names inline only styles (`{BOLD}`, `{style}`), never data.
+fn output_problems(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for direct in ["println!(", "print!("] {
+        if text.contains(direct) {
+            found.push(format!(
+                "prints with `{direct}..)`: use `output::say!` and its kin, which escape what they show"
+            ));
+        }
+    }
+    for invocation in ["say!(", "say_inline!(", "say_err!("] {
+        for (at, m) in text.match_indices(invocation) {
+            let Some(literal) = text[at + m.len()..].trim_start().strip_prefix('"') else {
+                continue;
+            };
+            for name in inline_captures(literal) {
+                if name != "style" && !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                    found.push(format!(
+                        "`{invocation}..)` shows `{{{name}}}` inline, unescaped: pass it as an argument"
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The names captured inline (`{name}`, `{name:<8}`) by the format string that starts
+/// `text` (just after its opening quote).
+fn inline_captures(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => break,
+            '{' if chars.peek().is_some_and(|(_, n)| *n == '{') => {
+                chars.next();
+            }
+            '{' => names.extend(leading_ident(&text[i + 1..])),
+            _ => {}
+        }
+    }
+    names
+}
+
 fn leading_ident(text: &str) -> Option<String> {
     let name: String = text
         .chars()
@@ -262,6 +317,20 @@ mod tests {
             &["registry"],
         );
         assert_eq!(named, ["db"]);
+    }
+
+    #[test]
+    fn human_output_is_escaped_output() {
+        let text = r#"say!("{BOLD}{}{BOLD:#} {style}{n}{style:#} {{literal}} {x:<4}", a); println!("{}", b);"#;
+        assert_eq!(
+            output_problems(text),
+            [
+                "prints with `println!(..)`: use `output::say!` and its kin, which escape what they show",
+                "`say!(..)` shows `{n}` inline, unescaped: pass it as an argument",
+                "`say!(..)` shows `{x}` inline, unescaped: pass it as an argument",
+            ]
+        );
+        assert!(output_problems(r#"say_err!("{FAIL}error{FAIL:#}: {}", m);"#).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::exit;
+use super::output::say;
 use super::output::{self, DIM, FAIL, OK};
 use super::session::{Reported, Session};
 use crate::state::AuditVerification;
@@ -56,7 +57,7 @@ pub async fn audit(config: Option<&Path>, command: AuditCommand) -> u8 {
                     return Ok(exit::SUCCESS);
                 }
                 for e in entries {
-                    anstream::println!(
+                    say!(
                         "{DIM}#{:<6} {}{DIM:#} {:<12} {:<22} {} {DIM}{}{DIM:#}",
                         e.seq,
                         e.at.format("%Y-%m-%d %H:%M:%S"),
@@ -85,12 +86,13 @@ pub async fn audit(config: Option<&Path>, command: AuditCommand) -> u8 {
                     });
                 } else {
                     match verification {
-                        AuditVerification::Intact { entries, head } => anstream::println!(
-                            "{OK}intact{OK:#}: {entries} entries, head {}",
+                        AuditVerification::Intact { entries, head } => say!(
+                            "{OK}intact{OK:#}: {} entries, head {}",
+                            entries,
                             head.as_deref().unwrap_or("(empty)")
                         ),
                         AuditVerification::Broken { seq, reason } => {
-                            anstream::println!("{FAIL}broken{FAIL:#} at entry #{seq}: {reason}")
+                            say!("{FAIL}broken{FAIL:#} at entry #{}: {}", seq, reason)
                         }
                     }
                 }

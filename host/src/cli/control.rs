@@ -8,6 +8,7 @@ use clap::Args;
 use super::exec::{Engine, Progress, finish, operator, report_error};
 use super::exit;
 use super::output;
+use super::output::say;
 use super::session::Reported;
 use crate::exec::may_approve;
 use crate::state::{ApprovalDecision, Decision, NewAuditEntry, StateStore};
@@ -176,12 +177,17 @@ async fn decide(
         } else {
             "rejected"
         };
-        println!(
-            "{verb} step `{step_id}` of run {} as {actor} ({approvals} of {} approvals)",
-            detail.run.id, record.request.required
+        say!(
+            "{} step `{}` of run {} as {} ({} of {} approvals)",
+            verb,
+            step_id,
+            detail.run.id,
+            actor,
+            approvals,
+            record.request.required
         );
         if ready {
-            println!("continue with: runbook resume {}", detail.run.id);
+            say!("continue with: runbook resume {}", detail.run.id);
         }
     }
     Ok(exit::SUCCESS)

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::exit;
+use super::output::say;
 use super::output::{self, OK};
-use super::session::{Reported, Session, redact_url};
+use super::session::{Reported, Session};
 use crate::target::TargetDb;
 
 #[derive(Debug, Subcommand)]
@@ -30,8 +31,8 @@ pub async fn db(config: Option<&Path>, command: DbCommand) -> u8 {
     let result: Result<u8, Reported> = async {
         let session = Session::open(config)?;
         let url = &session.config.target_url;
-        let target = TargetDb::connect(url).await.map_err(|e| {
-            output::error(&format!("target database {}: {e}", redact_url(url)));
+        let target = TargetDb::connect(url.expose()).await.map_err(|e| {
+            output::error(&format!("target database {url}: {e}"));
             Reported(exit::INVALID)
         })?;
         let failed = |e: crate::target::TargetError| {
@@ -51,9 +52,9 @@ pub async fn db(config: Option<&Path>, command: DbCommand) -> u8 {
             target.run_script(&sql).await.map_err(failed)?;
         }
         target.close().await;
-        anstream::println!(
+        say!(
             "{OK}ready{OK:#}: {} (schema{})",
-            redact_url(url),
+            url,
             if args.demo { " and demo data" } else { "" }
         );
         Ok(exit::SUCCESS)

@@ -1,6 +1,6 @@
 //! `runbook exec`: run a runbook with progress on a terminal and a summary at the end.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
-use super::session::{Reported, Session, redact_url};
+use super::output::{say, say_inline};
+use super::session::{Reported, Session};
 use crate::capability::AnalysisCache;
 use crate::capability::Services;
 use crate::exec::{
@@ -65,12 +66,12 @@ impl Engine {
         let session = Session::open(config)?;
         let plugins = session.plugins();
         let state = session.state().await?;
-        let target = TargetDb::connect(&session.config.target_url)
+        let target = TargetDb::connect(session.config.target_url.expose())
             .await
             .map_err(|e| {
                 output::error(&format!(
                     "target database {}: {e}",
-                    redact_url(&session.config.target_url)
+                    session.config.target_url
                 ));
                 Reported(exit::INVALID)
             })?;
@@ -223,27 +224,26 @@ impl Progress {
 impl RunObserver for Progress {
     fn run_started(&mut self, run_id: &str, runbook: &Runbook) {
         if self.enabled {
-            let mode = if self.dry_run {
-                format!(" {WARN}dry run{WARN:#}")
+            if self.dry_run {
+                say!(
+                    "{BOLD}{}{BOLD:#} {WARN}dry run{WARN:#} {DIM}run {}{DIM:#}",
+                    runbook.name,
+                    run_id
+                );
             } else {
-                String::new()
-            };
-            anstream::println!(
-                "{BOLD}{}{BOLD:#}{mode} {DIM}run {run_id}{DIM:#}",
-                runbook.name
-            );
+                say!("{BOLD}{}{BOLD:#} {DIM}run {}{DIM:#}", runbook.name, run_id);
+            }
         }
     }
 
     fn step_started(&mut self, index: usize, step: &Step) {
         if self.enabled && self.terminal {
-            anstream::print!(
+            say_inline!(
                 "  [{}/{}] {} {DIM}running…{DIM:#}",
                 index + 1,
                 self.total,
                 label(&step.id, step.name.as_deref())
             );
-            let _ = std::io::stdout().flush();
         }
     }
 
@@ -253,7 +253,7 @@ impl RunObserver for Progress {
         }
         if self.terminal {
             // Overwrite the "running…" line.
-            print!("\r\x1b[2K");
+            output::clear_line();
         }
         let (style, word) = match report.status {
             StepStatus::Succeeded => (OK, "ok"),
@@ -261,15 +261,16 @@ impl RunObserver for Progress {
             StepStatus::Failed => (FAIL, "FAILED"),
             StepStatus::Running => (WARN, "running"),
         };
-        anstream::println!(
-            "  [{}/{}] {} {style}{word}{style:#} {DIM}{} ms{DIM:#}",
+        say!(
+            "  [{}/{}] {} {style}{}{style:#} {DIM}{} ms{DIM:#}",
             index + 1,
             self.total,
             label(&report.id, report.name.as_deref()),
+            word,
             report.duration_ms
         );
         if let Some(error) = &report.error {
-            anstream::println!("        {FAIL}{error}{FAIL:#}");
+            say!("        {FAIL}{}{FAIL:#}", error);
         }
     }
 
@@ -281,11 +282,11 @@ impl RunObserver for Progress {
         eligible: Result<(), crate::exec::NotEligible>,
     ) -> Option<(Decision, Option<String>)> {
         if self.terminal && self.enabled {
-            print!("\r\x1b[2K");
+            output::clear_line();
         }
         if let Err(why) = eligible {
             if self.enabled {
-                anstream::println!("  {WARN}approval needed{WARN:#} for `{}`: {why}", step.id);
+                say!("  {WARN}approval needed{WARN:#} for `{}`: {}", step.id, why);
             }
             return None;
         }
@@ -296,13 +297,15 @@ impl RunObserver for Progress {
         if !(self.enabled && self.terminal && std::io::stdin().is_terminal()) {
             return None;
         }
-        anstream::println!("\n  {BOLD}Approval needed{BOLD:#} ({})", step.id);
+        say!("\n  {BOLD}Approval needed{BOLD:#} ({})", step.id);
         for line in request.message.lines() {
-            println!("    {line}");
+            say!("    {}", line);
         }
         loop {
-            print!("  Approve as {actor}? [y]es / [n]o (reject) / [w]ait for others: ");
-            let _ = std::io::stdout().flush();
+            say_inline!(
+                "  Approve as {}? [y]es / [n]o (reject) / [w]ait for others: ",
+                actor
+            );
             let mut answer = String::new();
             if std::io::stdin().read_line(&mut answer).ok()? == 0 {
                 return None;
@@ -310,8 +313,7 @@ impl RunObserver for Progress {
             match answer.trim().to_ascii_lowercase().as_str() {
                 "y" | "yes" => return Some((Decision::Approve, None)),
                 "n" | "no" => {
-                    print!("  Reason: ");
-                    let _ = std::io::stdout().flush();
+                    say_inline!("  Reason: ");
                     let mut reason = String::new();
                     std::io::stdin().read_line(&mut reason).ok()?;
                     return Some((Decision::Reject, Some(reason.trim().to_string())));
@@ -337,11 +339,14 @@ fn print_summary(report: &crate::exec::RunReport) {
         .rev()
         .find_map(|s| s.output.as_ref().map(|o| (s.id.as_str(), o)));
     if let (RunStatus::Succeeded, Some((step, output))) = (report.status, last_output) {
-        anstream::println!("\n{BOLD}Output of step `{step}`{BOLD:#}");
-        println!(
-            "{}",
-            serde_json::to_string_pretty(output).unwrap_or_default()
-        );
+        say!("\n{BOLD}Output of step `{}`{BOLD:#}", step);
+        // Pretty JSON keeps its lines; each is escaped on its own.
+        for line in serde_json::to_string_pretty(output)
+            .unwrap_or_default()
+            .lines()
+        {
+            say!("{}", line);
+        }
     }
     if let Some(plan) = &report.plan {
         print_plan(plan);
@@ -352,16 +357,16 @@ fn print_summary(report: &crate::exec::RunReport) {
         } else {
             (FAIL, "ROLLBACK FAILED")
         };
-        anstream::println!("  {style}{word}{style:#} {}", rollback.step);
+        say!("  {style}{}{style:#} {}", word, rollback.step);
         if let Some(output) = &rollback.output {
-            anstream::println!("        {DIM}{output}{DIM:#}");
+            say!("        {DIM}{}{DIM:#}", output);
         }
         if let Some(error) = &rollback.error {
-            anstream::println!("        {FAIL}{error}{FAIL:#}");
+            say!("        {FAIL}{}{FAIL:#}", error);
         }
     }
     if let Some(waiting) = &report.awaiting {
-        anstream::println!(
+        say!(
             "\n{WARN}awaiting approval{WARN:#} at step `{}` ({} of {} approvals{})",
             waiting.step,
             waiting.approved_by.len(),
@@ -372,43 +377,43 @@ fn print_summary(report: &crate::exec::RunReport) {
             ))
         );
         for line in waiting.message.lines() {
-            println!("  {line}");
+            say!("  {}", line);
         }
-        anstream::println!("approvers: {}", waiting.approvers.join(", "));
-        anstream::println!("approve:   runbook approve {} --as <name>", report.run_id);
-        anstream::println!("then:      runbook resume {}", report.run_id);
+        say!("approvers: {}", waiting.approvers.join(", "));
+        say!("approve:   runbook approve {} --as <name>", report.run_id);
+        say!("then:      runbook resume {}", report.run_id);
         return;
     }
     let style = output::status_style(&report.state.to_string());
-    anstream::println!(
+    say!(
         "\n{style}{}{style:#} {} in {} ms ({} steps)",
         report.state,
         report.runbook,
         report.duration_ms,
         report.steps.len()
     );
-    anstream::println!("{DIM}details: runbook status {}{DIM:#}", report.run_id);
+    say!("{DIM}details: runbook status {}{DIM:#}", report.run_id);
 }
 
 fn print_plan(plan: &Plan) {
-    anstream::println!("\n{BOLD}Dry run: planned effects (nothing was changed){BOLD:#}");
+    say!("\n{BOLD}Dry run: planned effects (nothing was changed){BOLD:#}");
     if plan.is_empty() {
-        println!("  none");
+        say!("  none");
     }
     for section in plan.sections.iter().filter(|s| !s.entries.is_empty()) {
-        anstream::println!(
+        say!(
             "  {BOLD}{}{BOLD:#} {DIM}({}){DIM:#}",
             section.title,
             section.note
         );
         for entry in &section.entries {
-            anstream::println!("    {} {DIM}{}{DIM:#}", entry.line, entry.detail);
+            say!("    {} {DIM}{}{DIM:#}", entry.line, entry.detail);
         }
     }
     if !plan.denied.is_empty() {
-        anstream::println!("  {FAIL}denied by grants{FAIL:#}");
+        say!("  {FAIL}denied by grants{FAIL:#}");
         for call in &plan.denied {
-            anstream::println!(
+            say!(
                 "    {} {DIM}step {}{DIM:#} {}",
                 call.operation,
                 call.step,

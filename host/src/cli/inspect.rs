@@ -6,8 +6,9 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::exit;
+use super::output::say;
 use super::output::{self, BOLD, DIM, FAIL, OK};
-use super::session::{Reported, Session, report_diagnostics};
+use super::session::{Reported, Session};
 use crate::capability::{Grants, Interface};
 use crate::runtime::Runtime;
 use crate::spec::runbook::load_runbook;
@@ -68,14 +69,16 @@ pub async fn list(config: Option<&Path>, args: ListArgs) -> u8 {
     for row in &rows {
         let name = row["name"].as_str().unwrap_or("?");
         if row["valid"] == Value::Bool(true) {
-            anstream::println!(
-                "{BOLD}{name:<28}{BOLD:#} {} {DIM}({} steps){DIM:#}",
+            say!(
+                "{BOLD}{:<28}{BOLD:#} {} {DIM}({} steps){DIM:#}",
+                name,
                 row["description"].as_str().unwrap_or(""),
                 row["steps"]
             );
         } else {
-            anstream::println!(
-                "{BOLD}{name:<28}{BOLD:#} {FAIL}invalid{FAIL:#} {DIM}(runbook validate {}){DIM:#}",
+            say!(
+                "{BOLD}{:<28}{BOLD:#} {FAIL}invalid{FAIL:#} {DIM}(runbook validate {}){DIM:#}",
+                name,
                 row["file"].as_str().unwrap_or("")
             );
         }
@@ -92,27 +95,29 @@ pub async fn show(config: Option<&Path>, args: ShowArgs) -> u8 {
             output::json(&runbook);
             return Ok(exit::SUCCESS);
         }
-        anstream::println!("{BOLD}{}{BOLD:#} — {}", runbook.name, runbook.description);
-        anstream::println!("{DIM}{} sha256:{}{DIM:#}", runbook.source, runbook.digest);
+        say!("{BOLD}{}{BOLD:#} — {}", runbook.name, runbook.description);
+        say!("{DIM}{} sha256:{}{DIM:#}", runbook.source, runbook.digest);
         if !runbook.params.is_empty() {
-            anstream::println!("\n{BOLD}parameters{BOLD:#}");
+            say!("\n{BOLD}parameters{BOLD:#}");
             for p in &runbook.params {
                 let default = p
                     .default
                     .as_ref()
                     .map_or(String::new(), |d| format!(" = {d}"));
                 let required = if p.required { " (required)" } else { "" };
-                anstream::println!(
-                    "  {}: {:?}{default}{required}  {DIM}{}{DIM:#}",
+                say!(
+                    "  {}: {:?}{}{}  {DIM}{}{DIM:#}",
                     p.name,
                     p.kind,
+                    default,
+                    required,
                     p.description.as_deref().unwrap_or("")
                 );
             }
         }
-        anstream::println!("\n{BOLD}steps{BOLD:#}");
+        say!("\n{BOLD}steps{BOLD:#}");
         for (i, step) in runbook.steps.iter().enumerate() {
-            anstream::println!(
+            say!(
                 "  {}. {BOLD}{}{BOLD:#} {}plugin {}",
                 i + 1,
                 step.id,
@@ -123,10 +128,10 @@ pub async fn show(config: Option<&Path>, args: ShowArgs) -> u8 {
                 step.plugin
             );
             if let Some(when) = &step.when {
-                anstream::println!("     when: {when}");
+                say!("     when: {}", when);
             }
             for line in grant_lines(&step.grants) {
-                anstream::println!("     grant: {line}");
+                say!("     grant: {}", line);
             }
         }
         Ok(exit::SUCCESS)
@@ -161,7 +166,7 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
             Err(diagnostics) => {
                 all_ok = false;
                 if !args.json {
-                    report_diagnostics(&diagnostics);
+                    output::diagnostics(&diagnostics);
                 }
                 results
                     .push(json!({ "file": file, "valid": false, "errors": diagnostics.to_json() }));
@@ -173,9 +178,9 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
     } else {
         for r in &results {
             if r["valid"] == Value::Bool(true) {
-                anstream::println!("{OK}ok{OK:#}      {}", r["file"].as_str().unwrap_or(""));
+                say!("{OK}ok{OK:#}      {}", r["file"].as_str().unwrap_or(""));
             } else {
-                anstream::println!(
+                say!(
                     "{FAIL}invalid{FAIL:#} {} ({} errors)",
                     r["file"].as_str().unwrap_or(""),
                     r["errors"].as_array().map_or(0, |a| a.len())
@@ -237,17 +242,17 @@ pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
         return code;
     }
     for (row, entry) in rows.iter().zip(plugins.entries()) {
-        anstream::println!(
+        say!(
             "{BOLD}{}{BOLD:#} {} — {}",
             row["name"].as_str().unwrap_or(""),
             row["version"].as_str().unwrap_or(""),
             row["description"].as_str().unwrap_or("")
         );
-        anstream::println!(
+        say!(
             "  {DIM}sha256:{}{DIM:#}",
             row["sha256"].as_str().unwrap_or("?")
         );
-        anstream::println!(
+        say!(
             "  imports: {}",
             row["imports"]
                 .as_array()
@@ -259,10 +264,10 @@ pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
                 .unwrap_or_default()
         );
         for line in grant_lines(&entry.manifest.needs) {
-            anstream::println!("  needs:   {line}");
+            say!("  needs:   {}", line);
         }
         if let Some(problem) = row["problem"].as_str() {
-            anstream::println!("  {FAIL}problem{FAIL:#}: {problem}");
+            say!("  {FAIL}problem{FAIL:#}: {}", problem);
         }
     }
     code

@@ -1,7 +1,11 @@
 //! Terminal output: colour only on a terminal and never with NO_COLOR (anstream decides),
-//! JSON for scripts, errors on stderr.
+//! JSON for scripts, errors on stderr, and every value shown to a person escaped
+//! ([`say!`], [`Shown`]) so text from a plugin, a runbook or the state store cannot forge
+//! a line of output.
 
-use std::io::IsTerminal;
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
@@ -22,8 +26,96 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Prints a line for a person: like `println!`, with every argument shown through
+/// [`Shown`]. Styles are written inline (`{BOLD}…{BOLD:#}`); anything else goes in as an
+/// argument, which `cargo xtask lint` checks (an inline `{name}` is a style or `style`).
+macro_rules! say {
+    () => { ::anstream::println!() };
+    ($fmt:literal $(, $arg:expr)* $(,)?) => {
+        ::anstream::println!($fmt $(, $crate::cli::output::Shown(&$arg))*)
+    };
+}
+pub(crate) use say;
+
+/// [`say!`] without the line end: a prompt, or a progress line to be replaced.
+macro_rules! say_inline {
+    ($fmt:literal $(, $arg:expr)* $(,)?) => {{
+        ::anstream::print!($fmt $(, $crate::cli::output::Shown(&$arg))*);
+        $crate::cli::output::flush();
+    }};
+}
+pub(crate) use say_inline;
+
+/// [`say!`] on stderr.
+macro_rules! say_err {
+    ($fmt:literal $(, $arg:expr)* $(,)?) => {
+        ::anstream::eprintln!($fmt $(, $crate::cli::output::Shown(&$arg))*)
+    };
+}
+pub(crate) use say_err;
+
+/// A value as a person should see it on a terminal: control characters (CR, LF, ESC, …)
+/// and Unicode's bidirectional overrides are escaped, so a plugin's audit detail, log line
+/// or error cannot start a fake line, move the cursor, recolour the screen or reorder
+/// the text after it. Width and alignment (`{:<12}`) apply to the escaped text. JSON
+/// output is not shown through this: it stays exact.
+pub struct Shown<'a, T: ?Sized>(pub &'a T);
+
+impl<T: fmt::Display + ?Sized> fmt::Display for Shown<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&escape(&self.0.to_string()))
+    }
+}
+
+impl<T: fmt::Debug + ?Sized> fmt::Debug for Shown<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&escape(&format!("{:?}", self.0)))
+    }
+}
+
+/// `text` with every control character and bidirectional-formatting character written as
+/// an escape (`\n`, `\r`, `\t`, `\u{1b}`, `\u{202e}`); anything else as it is.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        // Bidirectional embeddings, overrides and isolates, and the marks.
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 pub fn error(message: &str) {
-    anstream::eprintln!("{FAIL}error{FAIL:#}: {message}");
+    say_err!("{FAIL}error{FAIL:#}: {}", message);
+}
+
+/// Problems in a file, each with its snippet and caret (miette renders them; the snippet
+/// is the file's own text, shown as it is so the caret lines up).
+pub fn diagnostics(diagnostics: &crate::spec::Diagnostics) {
+    eprint!("{}", diagnostics.render(stderr_colour()));
+}
+
+/// Makes a prompt or a progress line visible before the program waits.
+pub fn flush() {
+    let _ = std::io::stdout().flush();
+}
+
+/// Erases the progress line the cursor is on (a terminal only).
+pub fn clear_line() {
+    print!("\r\x1b[2K");
 }
 
 pub fn json<T: Serialize>(value: &T) {
@@ -48,5 +140,30 @@ pub fn status_style(status: &str) -> Style {
         "failed" | "broken" | "rollback-failed" => FAIL,
         "skipped" | "running" | "awaiting-approval" | "interrupted" => WARN,
         _ => DIM,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Shown, escape};
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped_and_the_rest_is_kept() {
+        assert_eq!(escape("refund ok"), "refund ok");
+        assert_eq!(escape("naïve ünïcode €"), "naïve ünïcode €");
+        assert_eq!(
+            escape("x\n#42 2026-01-01 alice refund.issued"),
+            "x\\n#42 2026-01-01 alice refund.issued"
+        );
+        assert_eq!(escape("a\rb\tc\u{1b}[2Jd"), "a\\rb\\tc\\u{1b}[2Jd");
+        assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(escape("\u{7f}\u{85}"), "\\u{7f}\\u{85}");
+    }
+
+    #[test]
+    fn width_applies_to_the_escaped_text() {
+        assert_eq!(format!("[{:<6}]", Shown(&"a\nb")), "[a\\nb  ]");
+        assert_eq!(format!("[{:>4}]", Shown(&7)), "[   7]");
+        assert_eq!(format!("{:?}", Shown(&Some("x\ny"))), "Some(\"x\\ny\")");
     }
 }

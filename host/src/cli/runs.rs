@@ -16,6 +16,7 @@ fn decision_label(decision: CallDecision) -> String {
         CallDecision::DryRun => format!("{WARN}dry run{WARN:#}"),
     }
 }
+use super::output::say;
 use super::session::{Reported, Session};
 
 #[derive(Debug, Args)]
@@ -55,11 +56,11 @@ pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
             return Ok(exit::SUCCESS);
         }
         if runs.is_empty() {
-            println!("no runs yet");
+            say!("no runs yet");
         }
         for run in runs {
             let style = output::status_style(&run.state.to_string());
-            anstream::println!(
+            say!(
                 "{}  {:<24} {style}{:<17}{style:#} {:>3} steps {:>7} ms  {}  {DIM}{}{DIM:#}",
                 run.id,
                 run.runbook,
@@ -95,17 +96,18 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
             return Ok(exit::SUCCESS);
         }
         let run = &detail.run;
-        anstream::println!("{BOLD}run{BOLD:#}      {}", run.id);
-        anstream::println!(
+        say!("{BOLD}run{BOLD:#}      {}", run.id);
+        say!(
             "{BOLD}runbook{BOLD:#}  {} {DIM}sha256:{}{DIM:#}",
             run.runbook,
             &run.runbook_digest
         );
         let mode = if run.dry_run { " (dry run)" } else { "" };
         let style = output::status_style(&detail.state.to_string());
-        anstream::println!(
-            "{BOLD}status{BOLD:#}   {style}{}{style:#}{mode}",
-            detail.state
+        say!(
+            "{BOLD}status{BOLD:#}   {style}{}{style:#}{}",
+            detail.state,
+            mode
         );
         if let Some(pending) = &detail.pending_approval {
             let approved: Vec<&str> = pending
@@ -114,7 +116,7 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                 .filter(|d| d.decision == crate::state::Decision::Approve)
                 .map(|d| d.actor.as_str())
                 .collect();
-            anstream::println!(
+            say!(
                 "{BOLD}waiting{BOLD:#}  approval by {} ({} of {}: {})",
                 pending.request.approvers.join(", "),
                 approved.len(),
@@ -126,18 +128,18 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                 }
             );
             for line in pending.request.message.lines() {
-                anstream::println!("         {line}");
+                say!("         {}", line);
             }
         }
-        anstream::println!("{BOLD}operator{BOLD:#} {}", run.operator);
-        anstream::println!("{BOLD}params{BOLD:#}   {}", run.params);
-        anstream::println!("{BOLD}started{BOLD:#}  {}", run.started_at.to_rfc3339());
+        say!("{BOLD}operator{BOLD:#} {}", run.operator);
+        say!("{BOLD}params{BOLD:#}   {}", run.params);
+        say!("{BOLD}started{BOLD:#}  {}", run.started_at.to_rfc3339());
         if let Some(error) = &run.error {
-            anstream::println!("{BOLD}error{BOLD:#}    {error}");
+            say!("{BOLD}error{BOLD:#}    {}", error);
         }
         for step in &detail.steps {
             let style = output::status_style(&step.status.to_string());
-            anstream::println!(
+            say!(
                 "\n{BOLD}step {}{BOLD:#} {DIM}{} sha256:{}{DIM:#} {style}{}{style:#} {} ms",
                 step.step_id,
                 step.plugin,
@@ -146,14 +148,14 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                 step.duration_ms.unwrap_or(0)
             );
             if step.attempts > 1 {
-                anstream::println!("  attempts: {}", step.attempts);
+                say!("  attempts: {}", step.attempts);
             }
-            anstream::println!("  input:  {}", step.input);
+            say!("  input:  {}", step.input);
             if let Some(output) = &step.output {
-                anstream::println!("  output: {output}");
+                say!("  output: {}", output);
             }
             if let Some(error) = &step.error {
-                anstream::println!("  error:  {error}");
+                say!("  error:  {}", error);
             }
             for call in detail.calls.iter().filter(|c| c.step_index == step.index) {
                 let outcome = if call.ok {
@@ -162,8 +164,8 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                     format!("{FAIL}error{FAIL:#}")
                 };
                 let executions = call.params["executions"].as_u64().unwrap_or(1);
-                anstream::println!(
-                    "  {DIM}call{DIM:#} #{}{} {}.{}{} {} {outcome} {DIM}{} µs{DIM:#}{}{}",
+                say!(
+                    "  {DIM}call{DIM:#} #{}{} {}.{}{} {} {} {DIM}{} µs{DIM:#}{}{}",
                     call.seq,
                     if call.attempt > 1 {
                         format!(" (attempt {})", call.attempt)
@@ -178,17 +180,18 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
                         String::new()
                     },
                     decision_label(call.decision),
+                    outcome,
                     call.duration_us,
                     call.idempotency_key
                         .as_ref()
                         .map_or(String::new(), |k| format!(" key {k}")),
                     call.error
                         .as_ref()
-                        .map_or(String::new(), |e| format!(": {e}")),
+                        .map_or(String::new(), |e| format!(": {e}"))
                 );
             }
             for line in &step.logs {
-                anstream::println!(
+                say!(
                     "  {DIM}{} {:<5} {:<6}{DIM:#} {}{}",
                     line.at.format("%H:%M:%S%.3f"),
                     line.level,
@@ -213,15 +216,17 @@ pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
             } else {
                 (FAIL, "rollback failed")
             };
-            anstream::println!(
-                "\n{BOLD}rollback of {name}{BOLD:#} {style}{word}{style:#} {} ms",
+            say!(
+                "\n{BOLD}rollback of {}{BOLD:#} {style}{}{style:#} {} ms",
+                name,
+                word,
                 rollback.duration_ms
             );
             if let Some(output) = &rollback.output {
-                anstream::println!("  output: {output}");
+                say!("  output: {}", output);
             }
             if let Some(error) = &rollback.error {
-                anstream::println!("  error:  {error}");
+                say!("  error:  {}", error);
             }
         }
         Ok(exit::SUCCESS)

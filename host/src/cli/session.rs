@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::plugin::PluginDirectory;
-use crate::spec::Diagnostics;
 use crate::spec::config::Config;
 use crate::spec::runbook::{Runbook, load_runbook};
 use crate::state::StateStore;
 
 use super::exit;
 use super::output;
+use super::output::{WARN, say_err};
 
 pub struct Session {
     pub config: Config,
@@ -26,7 +26,7 @@ impl Session {
             .map_err(|e| {
                 // Each problem with its snippet and caret, as for runbooks and manifests.
                 match e.diagnostics() {
-                    Some(diagnostics) => report_diagnostics(diagnostics),
+                    Some(diagnostics) => output::diagnostics(diagnostics),
                     None => output::error(&e.to_string()),
                 }
                 Reported(exit::INVALID)
@@ -36,23 +36,21 @@ impl Session {
     pub fn plugins(&self) -> PluginDirectory {
         let plugins = PluginDirectory::scan(&self.config.plugin_dirs);
         for problem in &plugins.problems {
-            anstream::eprintln!(
-                "{}warning{}: {problem}",
-                output::WARN,
-                output::WARN.render_reset()
-            );
+            say_err!("{WARN}warning{WARN:#}: {}", problem);
         }
         plugins
     }
 
     pub async fn state(&self) -> Result<StateStore, Reported> {
-        StateStore::open(&self.config.state_url).await.map_err(|e| {
-            output::error(&format!(
-                "cannot open the state store {}: {e}",
-                redact_url(&self.config.state_url)
-            ));
-            Reported(exit::INVALID)
-        })
+        StateStore::open(self.config.state_url.expose())
+            .await
+            .map_err(|e| {
+                output::error(&format!(
+                    "cannot open the state store {}: {e}",
+                    self.config.state_url
+                ));
+                Reported(exit::INVALID)
+            })
     }
 
     /// All runbook files in the runbook folders, sorted by path.
@@ -104,42 +102,8 @@ impl Session {
             return Err(Reported(exit::INVALID));
         };
         load_runbook(&path, plugins).map_err(|d| {
-            report_diagnostics(&d);
+            output::diagnostics(&d);
             Reported(exit::INVALID)
         })
-    }
-}
-
-pub fn report_diagnostics(diagnostics: &Diagnostics) {
-    eprint!("{}", diagnostics.render(output::stderr_colour()));
-}
-
-/// Hides a password in a database URL before it is shown anywhere.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_never_reach_output() {
-        assert_eq!(
-            super::redact_url("postgres://ops:s3cret@db:5432/billing"),
-            "postgres://ops:***@db:5432/billing"
-        );
-        assert_eq!(
-            super::redact_url("postgres://ops@db/billing"),
-            "postgres://ops@db/billing"
-        );
-        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -8,8 +8,8 @@ use std::collections::hash_map::Entry;
 use serde_json::json;
 
 use super::{ExecError, Executor};
-use crate::runtime::LoadedPlugin;
-use crate::spec::runbook::Runbook;
+use crate::runtime::{LoadedPlugin, RuntimeError};
+use crate::spec::runbook::{Runbook, Step};
 use crate::state::NewAuditEntry;
 
 /// The run's plugins, loaded and checked, by name.
@@ -71,7 +71,21 @@ impl Executor<'_> {
                             step: step.id.clone(),
                             plugin: name.clone(),
                         })?;
-                    slot.insert(self.runtime.load(name, &entry.wasm_path)?)
+                    match self.runtime.load(name, &entry.wasm_path) {
+                        Ok(plugin) => slot.insert(plugin),
+                        Err(RuntimeError::UnknownImport { plugin, import }) => {
+                            // As much a refusal as an ungranted import, and audited alike.
+                            let detail = json!({
+                                "runbook": runbook.name,
+                                "step": step.id,
+                                "unknown_import": import,
+                            });
+                            self.audit_refusal(operator, step, name, None, detail)
+                                .await?;
+                            return Err(RuntimeError::UnknownImport { plugin, import }.into());
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             };
             let ungranted = plugin.ungranted_imports(grants);
@@ -82,18 +96,8 @@ impl Executor<'_> {
                     "plugin_digest": plugin.digest,
                     "ungranted_interfaces": ungranted,
                 });
-                self.state
-                    .append_audit(&[NewAuditEntry {
-                        at: chrono::Utc::now(),
-                        actor: operator.to_string(),
-                        run_id: None,
-                        step_id: Some(step.id.clone()),
-                        plugin: Some(name.clone()),
-                        plugin_digest: Some(plugin.digest.clone()),
-                        action: "plugin.refused".into(),
-                        target: format!("plugin:{name}"),
-                        detail: detail.to_string(),
-                    }])
+                let digest = Some(plugin.digest.clone());
+                self.audit_refusal(operator, step, name, digest, detail)
                     .await?;
                 return Err(ExecError::Refused {
                     step: step.id.clone(),
@@ -103,5 +107,30 @@ impl Executor<'_> {
             }
         }
         Ok(loaded)
+    }
+
+    /// A `plugin.refused` audit entry: a plugin was not loaded for `step`, and why.
+    async fn audit_refusal(
+        &self,
+        operator: &str,
+        step: &Step,
+        plugin: &str,
+        digest: Option<String>,
+        detail: serde_json::Value,
+    ) -> Result<(), ExecError> {
+        self.state
+            .append_audit(&[NewAuditEntry {
+                at: chrono::Utc::now(),
+                actor: operator.to_string(),
+                run_id: None,
+                step_id: Some(step.id.clone()),
+                plugin: Some(plugin.to_string()),
+                plugin_digest: digest,
+                action: "plugin.refused".into(),
+                target: format!("plugin:{plugin}"),
+                detail: detail.to_string(),
+            }])
+            .await?;
+        Ok(())
     }
 }

@@ -6,11 +6,13 @@
 
 mod model;
 mod raw;
+mod url;
 mod validate;
 
 use std::path::Path;
 
 pub use model::{CONFIG_FILE, Config, ConfigError};
+pub use url::DatabaseUrl;
 
 use crate::spec::Diagnostics;
 use crate::spec::read::read_document;

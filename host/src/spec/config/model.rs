@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::DatabaseUrl;
 use crate::capability::ServiceConfig;
 use crate::capability::email::EmailConfig;
 use crate::capability::stripe::StripeConfig;
@@ -41,8 +42,8 @@ impl ConfigError {
 pub struct Config {
     /// The file it came from, if any (defaults apply without one).
     pub source: Option<PathBuf>,
-    pub target_url: String,
-    pub state_url: String,
+    pub target_url: DatabaseUrl,
+    pub state_url: DatabaseUrl,
     pub plugin_dirs: Vec<PathBuf>,
     pub runbook_dirs: Vec<PathBuf>,
     /// `None` disables the precompiled-component cache.

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::DatabaseUrl;
 use super::model::Config;
 use super::raw::RawConfig;
 use crate::capability::{email, stripe, webhook};
@@ -81,8 +82,8 @@ pub(super) fn config(
         stripe: stripe::configure(raw.stripe.as_ref().map(|s| s.get_ref()), diags),
         webhooks: webhook::configure(raw.webhooks.as_ref().map(|w| w.get_ref()), diags),
         email: email::configure(raw.email.as_ref().map(|e| e.get_ref()), base, diags),
-        target_url: resolve_sqlite_path(&target_url, base),
-        state_url: resolve_sqlite_path(&state_url, base),
+        target_url: DatabaseUrl::new(resolve_sqlite_path(&target_url, base)),
+        state_url: DatabaseUrl::new(resolve_sqlite_path(&state_url, base)),
         plugin_dirs: raw
             .paths
             .plugins
