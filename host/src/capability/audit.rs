@@ -32,9 +32,9 @@ impl audit::Host for CallSession {
         detail: String,
     ) -> wasmtime::Result<()> {
         let entry = self.audit_entry(
-            &truncate(&action, 200),
-            &truncate(&target, 500),
-            truncate(&detail, 64 * 1024),
+            &storable(&truncate(&action, 200)),
+            &storable(&truncate(&target, 500)),
+            storable(&truncate(&detail, 64 * 1024)),
         );
         // Past the step's audit caps the step fails (see `StepAudit::record` for why an
         // entry is never dropped): the plugin is trapped, after one host entry with the
@@ -56,5 +56,27 @@ impl audit::Host for CallSession {
             self.recording.audit.push(note);
         }
         wasmtime::bail!("{reached}")
+    }
+}
+
+/// `text` as every state store can keep it: PostgreSQL refuses NUL in text, and an entry
+/// the store refuses would take the step's whole outcome (and its evidence) with it. A
+/// NUL becomes U+FFFD, which the chain then hashes like any other character.
+fn storable(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        assert_eq!(storable("a\0b"), "a\u{FFFD}b");
+        assert_eq!(storable("plain"), "plain");
     }
 }
