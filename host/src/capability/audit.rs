@@ -7,12 +7,6 @@ use super::calls::CallSession;
 use super::{CallsView, Capability, Grants, HasCapabilities, truncate};
 use crate::contract::audit;
 
-/// Records per step; a plugin that writes more is stopped (trap), since an audit trail
-/// that silently drops entries would be worse than a failed step. Records wait on disk
-/// (see `state::AuditSpool`), so this bounds the spool file, not memory: a bulk job
-/// auditing each of a million rows fits.
-const MAX_AUDIT_RECORDS: usize = 5_000_000;
-
 /// Always granted: it only records, and recording is the point.
 pub struct Audit;
 
@@ -37,15 +31,52 @@ impl audit::Host for CallSession {
         target: String,
         detail: String,
     ) -> wasmtime::Result<()> {
-        if self.recording.audit.len() >= MAX_AUDIT_RECORDS {
-            wasmtime::bail!("plugin wrote more than {MAX_AUDIT_RECORDS} audit records in one step");
-        }
         let entry = self.audit_entry(
-            &truncate(&action, 200),
-            &truncate(&target, 500),
-            truncate(&detail, 64 * 1024),
+            &storable(&truncate(&action, 200)),
+            &storable(&truncate(&target, 500)),
+            storable(&truncate(&detail, 64 * 1024)),
         );
-        self.recording.audit.push(entry);
-        Ok(())
+        // Past the step's audit caps the step fails (see `StepAudit::record` for why an
+        // entry is never dropped): the plugin is trapped, after one host entry with the
+        // counts. Records wait on disk (`state::AuditSpool`), so memory stays flat.
+        let Err(reached) = self.recording.audit.record(entry) else {
+            return Ok(());
+        };
+        if self.recording.audit.note_limit_once() {
+            let detail = serde_json::json!({
+                "entries": reached.entries,
+                "bytes": reached.bytes,
+                "max_audit_entries": reached.max_entries,
+                "max_audit_bytes": reached.max_bytes,
+                "refused_bytes": reached.refused_bytes,
+            })
+            .to_string();
+            let target = format!("step:{}", self.context.step_id);
+            let note = self.audit_entry("audit.limit_reached", &target, detail);
+            self.recording.audit.push(note);
+        }
+        wasmtime::bail!("{reached}")
+    }
+}
+
+/// `text` as every state store can keep it: PostgreSQL refuses NUL in text, and an entry
+/// the store refuses would take the step's whole outcome (and its evidence) with it. A
+/// NUL becomes U+FFFD, which the chain then hashes like any other character.
+fn storable(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        assert_eq!(storable("a\0b"), "a\u{FFFD}b");
+        assert_eq!(storable("plain"), "plain");
     }
 }

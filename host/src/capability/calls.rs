@@ -10,11 +10,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::budget::RunBudget;
+use super::recording::StepRecording;
 use crate::contract::types::CallError;
-use crate::state::{AuditSpool, CallDecision, CallRecord, LogLine, NewAuditEntry, StateStore};
-
-/// Log lines kept per step; the rest are counted, not stored.
-pub const MAX_LOG_LINES: usize = 10_000;
+use crate::state::{CallDecision, CallRecord, LogLine, NewAuditEntry, StateStore};
 
 /// Who is doing what: stamped on every audit record the step writes.
 #[derive(Debug, Clone)]
@@ -24,14 +22,6 @@ pub struct StepContext {
     pub plugin: String,
     pub plugin_digest: String,
     pub operator: String,
-}
-
-/// Audit entries and log lines the step produced, stored with its outcome.
-#[derive(Debug, Default)]
-pub struct StepRecording {
-    pub audit: AuditSpool,
-    pub logs: Vec<LogLine>,
-    pub dropped_logs: u64,
 }
 
 pub struct CallSession {
@@ -50,6 +40,8 @@ pub struct CallSession {
     pub transient: Option<String>,
     /// Whether any call was denied: a step with a denial is never retried.
     pub denied: bool,
+    /// The step's log lines and audit entries, under its volume caps. The executor
+    /// hands in the step's recording (it spans attempts) and takes it back after.
     pub recording: StepRecording,
 }
 
@@ -83,12 +75,10 @@ impl CallSession {
         seq
     }
 
+    /// Adds a line to the step's log, unless the step's `max_log_bytes` is used up
+    /// (then it is counted in the log's marker line).
     pub fn push_log(&mut self, line: LogLine) {
-        if self.recording.logs.len() < MAX_LOG_LINES {
-            self.recording.logs.push(line);
-        } else {
-            self.recording.dropped_logs += 1;
-        }
+        self.recording.log.push(line);
     }
 
     /// An audit record stamped with this step's identity.

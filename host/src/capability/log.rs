@@ -32,18 +32,29 @@ impl log::Host for CallSession {
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
         let message = truncate(&message, 8 * 1024);
-        let (name, plugin, step) = (
-            level_name(level),
-            &self.context.plugin,
-            &self.context.step_id,
-        );
-        match level {
-            Level::Trace => tracing::trace!(target: "runbook::plugin", %plugin, %step, "{message}"),
-            Level::Debug => tracing::debug!(target: "runbook::plugin", %plugin, %step, "{message}"),
-            Level::Info => tracing::info!(target: "runbook::plugin", %plugin, %step, "{message}"),
-            Level::Warn => tracing::warn!(target: "runbook::plugin", %plugin, %step, "{message}"),
-            Level::Error => tracing::error!(target: "runbook::plugin", %plugin, %step, "{message}"),
+        // Once the step's log is full, lines are only counted: a plugin that keeps
+        // logging must not flood the host's own output either.
+        if !self.recording.log.is_full() {
+            let (plugin, step) = (&self.context.plugin, &self.context.step_id);
+            match level {
+                Level::Trace => {
+                    tracing::trace!(target: "runbook::plugin", %plugin, %step, "{message}")
+                }
+                Level::Debug => {
+                    tracing::debug!(target: "runbook::plugin", %plugin, %step, "{message}")
+                }
+                Level::Info => {
+                    tracing::info!(target: "runbook::plugin", %plugin, %step, "{message}")
+                }
+                Level::Warn => {
+                    tracing::warn!(target: "runbook::plugin", %plugin, %step, "{message}")
+                }
+                Level::Error => {
+                    tracing::error!(target: "runbook::plugin", %plugin, %step, "{message}")
+                }
+            }
         }
+        let name = level_name(level);
         self.push_log(LogLine {
             at: chrono::Utc::now(),
             level: name.to_string(),

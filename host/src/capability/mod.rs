@@ -5,7 +5,8 @@
 //! once; `runtime/` links plugins through it and knows no capability by name.
 //!
 //! What every call shares whatever its interface (identity, call numbering, the journal
-//! and replay, denials, budgets, the step's audit entries and log lines) is in [`calls`].
+//! and replay, denials, budgets) is in [`calls`]; the step's audit entries and log lines,
+//! under its volume caps, in [`recording`].
 
 mod audit;
 mod budget;
@@ -15,6 +16,7 @@ pub mod email;
 mod grants;
 mod log;
 mod plan;
+mod recording;
 mod redact;
 mod services;
 pub mod stripe;
@@ -23,13 +25,14 @@ pub mod webhook;
 use wasmtime::component::{HasData, Linker};
 
 pub use budget::RunBudget;
-pub use calls::{CallSession, MAX_LOG_LINES, StepContext, StepRecording};
+pub use calls::{CallSession, StepContext};
 pub use db::{
     AnalysisCache, DbGrant, DbSession, RawDbGrant, SqlAccess, SqlDialect, SqlError, StatementKind,
 };
 pub use email::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
 pub use grants::{GrantTable, Grants, Interface, Missing, RawGrants, RawNeeds};
 pub use plan::{PlanEntry, PlanSection, PlannedCall};
+pub use recording::{AuditLimitReached, RecordingLimits, StepAudit, StepLog, StepRecording};
 pub use redact::redact;
 pub use services::{ServiceConfig, Services};
 pub use stripe::{

@@ -14,7 +14,9 @@ use super::rollback::rollback_state;
 use super::run::run_audit;
 use super::{ExecError, Executor, Plan, RunObserver, RunReport, RunScope, lease};
 use crate::spec::runbook::{OnFailure, Runbook, Step};
-use crate::state::{Lease, RunEnd, RunState, RunStatus, StepFinish, StepRecord, StepStatus};
+use crate::state::{
+    Lease, RunEnd, RunState, RunStatus, StateStore, StepFinish, StepRecord, StepStatus,
+};
 use crate::template::RunContext;
 
 /// How the loop over the steps ended.
@@ -86,10 +88,30 @@ impl<'a, 'o> Drive<'a, 'o> {
     }
 
     /// Runs the steps `prior` (the run's steps recorded by earlier processes) does not
-    /// show as finished, then ends or pauses the run.
+    /// show as finished, then ends or pauses the run. Should that fail (a step's outcome
+    /// the store refused, say), the run is ended as failed with the reason rather than
+    /// left `running` (see [`give_up`]).
     pub(super) async fn run(mut self, prior: &[StepRecord]) -> Result<RunReport, ExecError> {
-        let stop = self.steps(prior).await?;
-        self.finish(stop).await
+        let held = Held {
+            state: self.exec.state.clone(),
+            run_id: self.scope.run_id.clone(),
+            owner: self.lease.owner.clone(),
+            actor: self.scope.actor.clone(),
+            runbook: self.runbook.name.clone(),
+            dry_run: self.scope.dry_run,
+        };
+        let result = match self.steps(prior).await {
+            Ok(stop) => self.finish(stop).await,
+            Err(e) => {
+                // Stops the heartbeat: from here on the lease is released or lapses.
+                drop(self);
+                Err(e)
+            }
+        };
+        match result {
+            Err(e) => Err(give_up(held, e).await),
+            ok => ok,
+        }
     }
 
     async fn steps(&mut self, prior: &[StepRecord]) -> Result<Stop, ExecError> {
@@ -324,5 +346,58 @@ impl<'a, 'o> Drive<'a, 'o> {
                 RunState::AwaitingApproval,
             )
         })
+    }
+}
+
+/// What ending a run needs once its [`Drive`] is gone.
+struct Held {
+    state: StateStore,
+    run_id: String,
+    owner: String,
+    actor: String,
+    runbook: String,
+    dry_run: bool,
+}
+
+/// This process gives up on a run it holds because of `error`: one try to end it as
+/// failed with the reason (a small write of host text only, which cannot hit the limit a
+/// refused outcome did), releasing the lease; failing that, one try to release the lease
+/// alone, so the run shows as interrupted at once rather than when the lease lapses.
+/// A lost lease means another process may hold the run: it is left alone.
+async fn give_up(held: Held, error: ExecError) -> ExecError {
+    if matches!(error, ExecError::LeaseLost { .. }) {
+        return error;
+    }
+    let reason = error.to_string();
+    tracing::error!(target: "runbook::run", run_id = %held.run_id, "ending the run as failed: {reason}");
+    let closing = run_audit(
+        &held.run_id,
+        &held.actor,
+        "run.finished",
+        &held.runbook,
+        json!({ "status": RunStatus::Failed, "error": reason, "dry_run": held.dry_run, "outcome_recorded": false }),
+    );
+    let ended = held
+        .state
+        .abandon_run(&held.run_id, &held.owner, &reason, Some(closing))
+        .await;
+    let Err(end_error) = ended else {
+        return ExecError::RunEndedAfter {
+            run_id: held.run_id,
+            error: Box::new(error),
+        };
+    };
+    let lease_released = match held.state.release_lease(&held.run_id, &held.owner).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(target: "runbook::run", run_id = %held.run_id, "could not release the run's lease: {e}");
+            false
+        }
+    };
+    ExecError::RunAbandoned {
+        run_id: held.run_id,
+        error: Box::new(error),
+        end_error,
+        lease_released,
     }
 }

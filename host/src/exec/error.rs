@@ -50,6 +50,25 @@ pub enum ExecError {
         "run {run_id}: this process lost the run's lease (it stalled longer than the lease, and the run may have been resumed elsewhere); stopped before the next step"
     )]
     LeaseLost { run_id: String },
+    #[error("{error}\nrun {run_id} was ended as failed with this reason")]
+    RunEndedAfter {
+        run_id: String,
+        error: Box<ExecError>,
+    },
+    #[error(
+        "{error}\nrun {run_id} could not be ended as failed either ({end_error}); {}",
+        if *.lease_released {
+            "its lease was released, so it shows as interrupted"
+        } else {
+            "it shows as interrupted once its lease lapses"
+        }
+    )]
+    RunAbandoned {
+        run_id: String,
+        error: Box<ExecError>,
+        end_error: StateError,
+        lease_released: bool,
+    },
 }
 
 impl From<StateError> for ExecError {
@@ -67,7 +86,8 @@ pub enum ErrorKind {
     /// The request itself was wrong (parameters, plugins, grants, which run): nothing ran.
     InvalidInput,
     /// The request was fine; the state store, the target database or this process's
-    /// hold on the run failed.
+    /// hold on the run failed (a run that had started then ends as failed, or shows
+    /// as interrupted).
     Failed,
 }
 
@@ -85,9 +105,11 @@ impl ExecError {
             | ExecError::NotResumable { .. }
             | ExecError::UnknownGroup { .. }
             | ExecError::NotAllowed(_) => ErrorKind::InvalidInput,
-            ExecError::State(_) | ExecError::Target(_) | ExecError::LeaseLost { .. } => {
-                ErrorKind::Failed
-            }
+            ExecError::State(_)
+            | ExecError::Target(_)
+            | ExecError::LeaseLost { .. }
+            | ExecError::RunEndedAfter { .. }
+            | ExecError::RunAbandoned { .. } => ErrorKind::Failed,
         }
     }
 

@@ -6,8 +6,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::report::RollbackReport;
-use super::step::{Attempting, scope_plugin};
+use super::step::{Attempting, recording_limits, scope_plugin};
 use super::{ExecError, Executor, RunScope};
+use crate::capability::StepRecording;
 use crate::contract::json::rollback::{Decision, JournalCall, RollbackInput, RolledBackStep};
 use crate::spec::runbook::{RetryPolicy, Runbook, Step};
 use crate::state::{AuditSpool, CallDecision, NewAuditEntry, RollbackRecord, RunState, StepStatus};
@@ -172,8 +173,10 @@ impl Executor<'_> {
                     &input,
                     rollback.grants.clone(),
                     1,
+                    StepRecording::new(recording_limits(&self.step_limits(&undo))),
                 )
                 .await;
+            let (logs, audit) = attempt.recording.finish();
             if let Err(e) = self.state.record_calls(&scope.run_id, &attempt.calls).await {
                 tracing::error!(target: "runbook::journal", "rollback call journal: {e}");
             }
@@ -187,8 +190,8 @@ impl Executor<'_> {
                         succeeded,
                         output: attempt.output,
                         error: attempt.error,
-                        logs: attempt.logs,
-                        audit: attempt.audit,
+                        logs,
+                        audit,
                     },
                 )
                 .await?,

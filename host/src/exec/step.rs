@@ -10,14 +10,11 @@ use super::preflight::Plugins;
 use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::{
-    CallSession, DbSession, Grants, MAX_LOG_LINES, StepCapabilities, StepContext,
+    CallSession, DbSession, Grants, RecordingLimits, StepCapabilities, StepContext, StepRecording,
 };
 use crate::runtime::{Fault, LoadedPlugin, PluginOutcome, StepLimits, StepState};
 use crate::spec::runbook::Step;
-use crate::state::{
-    AuditSpool, CallRecord, LogLine, StateError, StepFinish, StepOutcome, StepRecord, StepStart,
-    StepStatus,
-};
+use crate::state::{CallRecord, StepFinish, StepOutcome, StepRecord, StepStart, StepStatus};
 use crate::target::StepTransaction;
 use crate::template::{RunContext, TemplateError};
 
@@ -68,8 +65,8 @@ pub(super) struct Attempt {
     /// A fault (trap, timeout) or a transient failure rather than an answer: worth
     /// another attempt.
     pub retryable: bool,
-    pub logs: Vec<LogLine>,
-    pub audit: AuditSpool,
+    /// The step's log lines and audit entries so far (this attempt's added).
+    pub recording: StepRecording,
     pub calls: Vec<CallRecord>,
     /// The dry run's transaction, handed back to the run.
     tx: Option<StepTransaction>,
@@ -126,14 +123,14 @@ impl Executor<'_> {
             self.state.finish_step_with(&scope.run_id, previous).await?;
         }
 
-        let mut logs = Vec::new();
-        let mut audit = AuditSpool::new();
+        // One recording for all attempts: the step's volume caps are per step.
+        let mut recording = StepRecording::new(recording_limits(&self.step_limits(step)));
         // The last attempt's calls are stored with the step's outcome; an attempt that is
         // followed by another is journaled before the backoff.
         let mut calls = Vec::new();
         let (mut status, mut output, mut error) = (StepStatus::Failed, None, None);
         if first_attempt > 1 {
-            logs.push(host_line(
+            recording.log.push(host_line(
                 "warn",
                 format!("resumed: the step was in flight when its process stopped; attempt {first_attempt} answers effects already made from the call journal"),
             ));
@@ -146,7 +143,7 @@ impl Executor<'_> {
                 for attempt in first_attempt..=last {
                     if attempt > first_attempt {
                         let wait = step.retry.delay_before(attempt - first_attempt + 1);
-                        logs.push(host_line(
+                        recording.log.push(host_line(
                             "warn",
                             format!(
                                 "attempt {attempt} in {} ms: {}",
@@ -183,23 +180,26 @@ impl Executor<'_> {
                             &input,
                             grants.clone(),
                             attempt,
+                            recording,
                         )
                         .await;
-                    logs.extend(result.logs);
-                    audit.extend(result.audit).map_err(StateError::from)?;
+                    recording = result.recording;
                     (status, output, error) = (result.status, result.output, result.error);
                     if status == StepStatus::Succeeded || !result.retryable || attempt == last {
                         calls = result.calls;
                         break;
                     }
                     if let Err(e) = self.state.record_calls(&scope.run_id, &result.calls).await {
-                        logs.push(host_line("error", format!("call journal: {e}")));
+                        recording
+                            .log
+                            .push(host_line("error", format!("call journal: {e}")));
                     }
                 }
             }
         }
 
         let duration_ms = started.elapsed().as_millis() as i64;
+        let (logs, audit) = recording.finish();
         let outcome = StepOutcome {
             status,
             output: output.clone(),
@@ -296,14 +296,9 @@ impl Executor<'_> {
         input: &Value,
         grants: Grants,
         attempt: u32,
+        recording: StepRecording,
     ) -> Attempt {
-        let limits = StepLimits {
-            fuel: step.fuel.unwrap_or(self.limits.fuel),
-            memory_bytes: step
-                .memory_mb
-                .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
-            timeout: step.timeout.unwrap_or(self.limits.timeout),
-        };
+        let limits = self.step_limits(step);
         // One deadline for the whole attempt: the runtime's epoch deadline stops the
         // plugin's code, the database stops its statement, the heartbeat watches both.
         let deadline = Instant::now() + limits.timeout;
@@ -319,14 +314,13 @@ impl Executor<'_> {
                 output: None,
                 error: Some(format!("dry run: savepoint: {e}")),
                 retryable: false,
-                logs: Vec::new(),
-                audit: AuditSpool::new(),
+                recording,
                 calls: Vec::new(),
                 tx,
             }
             .hand_back(scope);
         }
-        let calls = CallSession::new(
+        let mut calls = CallSession::new(
             Arc::new(StepContext {
                 run_id: scope.run_id.clone(),
                 step_id: step.id.clone(),
@@ -340,6 +334,7 @@ impl Executor<'_> {
             journal_index,
             i64::from(attempt),
         );
+        calls.recording = recording;
         let db = DbSession {
             target: self.target.clone(),
             tx,
@@ -387,6 +382,12 @@ impl Executor<'_> {
         if state.capabilities.calls.denied {
             retryable = false;
         }
+        // The audit cap is the step's, across attempts: another attempt would only be
+        // refused again.
+        if let Some(reached) = state.capabilities.calls.recording.audit.limit_reached() {
+            retryable = false;
+            error = Some(format!("plugin stopped: {reached}"));
+        }
         let mut tx = state.capabilities.db.session.tx.take();
         // The plugin is done: what the host still sends (savepoints, commit) is not bound
         // by its deadline.
@@ -420,36 +421,25 @@ impl Executor<'_> {
         }
         capture_output(&mut state, "stdout");
         capture_output(&mut state, "stderr");
-        if state.capabilities.calls.recording.dropped_logs > 0 {
-            let dropped = state.capabilities.calls.recording.dropped_logs;
-            state.capabilities.calls.recording.logs.push(host_line(
-                "warn",
-                format!("{dropped} further log lines were dropped"),
-            ));
-        }
-        let mut audit = std::mem::take(&mut state.capabilities.calls.recording.audit);
+        let mut recording = std::mem::take(&mut state.capabilities.calls.recording);
         if scope.dry_run {
             // A dry run changed nothing, so it has nothing to attest to but refusals.
-            let logs = &mut state.capabilities.calls.recording.logs;
-            let filtered = audit.filter(
-                |e| e.action == "capability.denied",
-                |e| {
-                    if logs.len() < MAX_LOG_LINES {
-                        logs.push(host_line(
+            let StepRecording { audit, log } = &mut recording;
+            let filtered = audit.map_spool(|spool| {
+                spool.filter(
+                    |e| e.action == "capability.denied",
+                    |e| {
+                        log.push(host_line(
                             "info",
                             format!("dry run: would audit {} on {}", e.action, e.target),
                         ));
-                    }
-                },
-            );
-            audit = match filtered {
-                Ok(kept) => kept,
-                Err(e) => {
-                    status = StepStatus::Failed;
-                    error = Some(format!("dry run: {e}"));
-                    AuditSpool::new()
-                }
-            };
+                    },
+                )
+            });
+            if let Err(e) = filtered {
+                status = StepStatus::Failed;
+                error = Some(format!("dry run: {e}"));
+            }
         }
         let output = if status == StepStatus::Succeeded {
             output
@@ -461,8 +451,7 @@ impl Executor<'_> {
             output,
             error,
             retryable,
-            logs: std::mem::take(&mut state.capabilities.calls.recording.logs),
-            audit,
+            recording,
             calls: state.capabilities.take_calls(),
             tx,
         }
@@ -489,6 +478,30 @@ fn capture_output(state: &mut StepState, stream: &str) {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut log = host_line("info", line.to_string());
         log.stream = stream.to_string();
-        state.capabilities.calls.recording.logs.push(log);
+        // Captured output counts against the step's log bytes like any other line.
+        state.capabilities.calls.recording.log.push(log);
+    }
+}
+
+impl Executor<'_> {
+    /// The step's limits: its own where it sets them, the configuration's otherwise.
+    pub(super) fn step_limits(&self, step: &Step) -> StepLimits {
+        StepLimits {
+            fuel: step.fuel.unwrap_or(self.limits.fuel),
+            memory_bytes: step
+                .memory_mb
+                .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
+            timeout: step.timeout.unwrap_or(self.limits.timeout),
+            ..self.limits
+        }
+    }
+}
+
+/// The volume caps a step's recording enforces.
+pub(super) fn recording_limits(limits: &StepLimits) -> RecordingLimits {
+    RecordingLimits {
+        max_log_bytes: limits.max_log_bytes,
+        max_audit_entries: limits.max_audit_entries,
+        max_audit_bytes: limits.max_audit_bytes,
     }
 }

@@ -11,6 +11,13 @@ pub struct StepLimits {
     pub fuel: u64,
     pub memory_bytes: usize,
     pub timeout: Duration,
+    /// Bytes of log lines a step keeps (all lines, captured stdout/stderr included,
+    /// counted as stored); the rest are dropped and counted in one marker line.
+    pub max_log_bytes: usize,
+    /// Audit entries a step's plugin may write; the next one fails the step.
+    pub max_audit_entries: usize,
+    /// Bytes of audit entries (action, target and detail) a step's plugin may write.
+    pub max_audit_bytes: usize,
 }
 
 impl Default for StepLimits {
@@ -19,6 +26,9 @@ impl Default for StepLimits {
             fuel: 10_000_000_000,
             memory_bytes: 256 << 20,
             timeout: Duration::from_secs(60),
+            max_log_bytes: 8 << 20,
+            max_audit_entries: 100_000,
+            max_audit_bytes: 64 << 20,
         }
     }
 }

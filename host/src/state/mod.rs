@@ -6,6 +6,7 @@
 //! columns. Every column is TEXT or BIGINT (see `migrations/state/0001_initial.sql`), so
 //! the same SQL and the same decoding serve both backends.
 
+mod abandon;
 mod audit;
 mod boundary;
 mod codec;

@@ -11,13 +11,28 @@ use super::NewAuditEntry;
 /// Entries kept in memory before the spool moves them to its file.
 const IN_MEMORY: usize = 1_024;
 
+/// Bytes of entries kept in memory before the spool moves them to its file: with
+/// details of up to 64 KiB, counting entries alone would let the spool hold 64 MiB.
+const IN_MEMORY_BYTES: usize = 1 << 20;
+
 /// Entries handed to the appender at a time when the spool is drained.
 pub(super) const CHUNK: usize = 512;
+
+/// Bytes of entries read back from the file per chunk (a chunk ends at whichever of
+/// [`CHUNK`] and this comes first), so draining a spool of large entries stays small.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The text of an entry that its size in memory grows with.
+fn entry_bytes(entry: &NewAuditEntry) -> usize {
+    entry.actor.len() + entry.action.len() + entry.target.len() + entry.detail.len()
+}
 
 #[derive(Debug, Default)]
 pub struct AuditSpool {
     /// The newest entries, after everything in `file`.
     memory: Vec<NewAuditEntry>,
+    /// Text bytes of the entries in `memory`.
+    memory_bytes: usize,
     /// Older entries as JSON lines; created on first spill, deleted by the OS when dropped.
     file: Option<BufWriter<File>>,
     spilled: usize,
@@ -48,8 +63,9 @@ impl AuditSpool {
     /// Adds an entry after all others. Never loses one: should the spool file become
     /// unwritable, entries stay in memory instead.
     pub fn push(&mut self, entry: NewAuditEntry) {
+        self.memory_bytes += entry_bytes(&entry);
         self.memory.push(entry);
-        if self.memory.len() >= IN_MEMORY
+        if (self.memory.len() >= IN_MEMORY || self.memory_bytes >= IN_MEMORY_BYTES)
             && !self.spill_failed
             && let Err(e) = self.spill()
         {
@@ -123,6 +139,7 @@ impl AuditSpool {
         file.write_all(&lines)?;
         self.spilled += self.memory.len();
         self.memory.clear();
+        self.memory_bytes = 0;
         Ok(())
     }
 }
@@ -130,6 +147,7 @@ impl AuditSpool {
 impl From<Vec<NewAuditEntry>> for AuditSpool {
     fn from(memory: Vec<NewAuditEntry>) -> AuditSpool {
         AuditSpool {
+            memory_bytes: memory.iter().map(entry_bytes).sum(),
             memory,
             file: None,
             spilled: 0,
@@ -160,7 +178,8 @@ impl Iterator for Chunks {
             };
             let mut chunk = Vec::with_capacity(CHUNK.min(self.remaining_in_file));
             let mut line = String::new();
-            while chunk.len() < CHUNK && self.remaining_in_file > 0 {
+            let mut bytes = 0;
+            while chunk.len() < CHUNK && bytes < CHUNK_BYTES && self.remaining_in_file > 0 {
                 line.clear();
                 match reader.read_line(&mut line) {
                     Ok(0) => {
@@ -171,7 +190,10 @@ impl Iterator for Chunks {
                         ))));
                     }
                     Ok(_) => match serde_json::from_str(&line) {
-                        Ok(entry) => chunk.push(entry),
+                        Ok(entry) => {
+                            bytes += entry_bytes(&entry);
+                            chunk.push(entry);
+                        }
                         Err(e) => {
                             self.remaining_in_file = 0;
                             return Some(Err(e.into()));
@@ -245,6 +267,31 @@ mod tests {
         }
         let back: Vec<NewAuditEntry> = spool.into_chunks().flat_map(|c| c.unwrap()).collect();
         assert_eq!(back, originals);
+    }
+
+    #[test]
+    fn large_entries_spill_by_bytes_and_come_back_in_bounded_chunks() {
+        let mut spool = AuditSpool::new();
+        let detail = "x".repeat(64 * 1024);
+        let n = 200;
+        for i in 0..n {
+            let mut e = entry(i);
+            e.detail = detail.clone();
+            spool.push(e);
+            assert!(
+                spool.memory_bytes < IN_MEMORY_BYTES,
+                "at most 1 MiB of entries in memory"
+            );
+        }
+        assert!(spool.memory.len() < 16, "{}", spool.memory.len());
+        let mut seen = 0;
+        for chunk in spool.into_chunks() {
+            let chunk = chunk.unwrap();
+            let bytes: usize = chunk.iter().map(entry_bytes).sum();
+            assert!(bytes < CHUNK_BYTES + 70 * 1024, "chunk of {bytes} bytes");
+            seen += chunk.len();
+        }
+        assert_eq!(seen, n);
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub(super) fn config(
             fuel: raw.limits.fuel.unwrap_or(defaults.fuel),
             memory_bytes,
             timeout,
+            ..defaults
         },
         source,
     }
