@@ -10,15 +10,15 @@ use super::preflight::Plugins;
 use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::{
-    CallSession, DbSession, Grants, MAX_LOG_LINES, StepCapabilities, StepContext,
+    CallSession, DbCaps, DbSession, Grants, MAX_LOG_LINES, StepCapabilities, StepContext,
 };
-use crate::runtime::{Fault, LoadedPlugin, PluginOutcome, StepLimits, StepState};
+use crate::runtime::{Fault, LoadedPlugin, PluginOutcome, StepState};
 use crate::spec::runbook::Step;
 use crate::state::{
     AuditSpool, CallRecord, LogLine, StateError, StepFinish, StepOutcome, StepRecord, StepStart,
     StepStatus,
 };
-use crate::target::StepTransaction;
+use crate::target::{ResultCaps, StepTransaction};
 use crate::template::{RunContext, TemplateError};
 
 /// Why a step could not be made ready to run: its condition, input or a templated grant
@@ -297,13 +297,7 @@ impl Executor<'_> {
         grants: Grants,
         attempt: u32,
     ) -> Attempt {
-        let limits = StepLimits {
-            fuel: step.fuel.unwrap_or(self.limits.fuel),
-            memory_bytes: step
-                .memory_mb
-                .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
-            timeout: step.timeout.unwrap_or(self.limits.timeout),
-        };
+        let limits = step.limits.apply(self.limits);
         // One deadline for the whole attempt: the runtime's epoch deadline stops the
         // plugin's code, the database stops its statement, the heartbeat watches both.
         let deadline = Instant::now() + limits.timeout;
@@ -346,6 +340,15 @@ impl Executor<'_> {
             analysis: self.analysis.clone(),
             poisoned: None,
             deadline: Some(deadline),
+            caps: DbCaps {
+                statement_bytes: limits.max_statement_bytes,
+                param_bytes: limits.max_param_bytes,
+                params_bytes: limits.max_params_bytes,
+                result: ResultCaps {
+                    max_rows: limits.max_result_rows,
+                    max_bytes: limits.max_result_bytes,
+                },
+            },
         };
         let capabilities = StepCapabilities::prepare(calls, grants, &self.services, db);
         let state = StepState::new(capabilities, limits.memory_bytes);
