@@ -2,7 +2,9 @@
 //! ends is stopped in the database at the step's deadline, the step is recorded as timed
 //! out, the process exits by itself with the documented code, nothing keeps running on
 //! the server, and the process's peak memory stays bounded. Every test runs the real
-//! `runbook` binary and measures its peak RSS with `wait4`.
+//! `runbook` binary and measures its peak RSS with `wait4`. A plugin that tries to make
+//! the host buffer an endless result, a giant statement or a giant parameter is refused
+//! at the size caps, recorded, and leaves peak RSS bounded.
 
 mod support;
 
@@ -225,6 +227,87 @@ fn an_endless_statement_on_sqlite_ends_the_step_as_timed_out() {
 #[test]
 fn an_endless_statement_on_postgres_is_cancelled_on_the_server() {
     check_endless_statement_is_stopped(Backend::Postgres);
+}
+
+/// Peak RSS allowed while a plugin with 64 MiB of memory tries to make the host buffer
+/// gigabytes (an endless result) or tens of MB (a giant statement or parameter).
+const BLOAT_RSS_LIMIT_KIB: i64 = 400 * 1024;
+
+/// Each way the `bloat` plugin tries to make the host buffer too much, and the cap that
+/// must refuse it.
+const BLOAT_MODES: [(&str, &str); 4] = [
+    ("rows", "max_result_rows"),
+    ("bytes", "max_result_bytes"),
+    ("statement", "max_statement_bytes"),
+    ("param", "max_param_bytes"),
+];
+
+fn check_bloat_is_refused(backend: Backend) {
+    let ws = Workspace::new(backend);
+    for (mode, cap) in BLOAT_MODES {
+        ws.add_runbook(
+            &format!("bloat-{mode}"),
+            &format!(
+                r#"name = "bloat-{mode}"
+description = "a plugin that tries to make the host buffer too much"
+
+[[steps]]
+id = "bloat"
+plugin = "bloat"
+memory_mb = 64
+timeout = "60s"
+grants.db.select = ["organizations"]
+[steps.input]
+mode = "{mode}"
+"#
+            ),
+        );
+        let mut cmd = ws.command();
+        cmd.args(["exec", &format!("bloat-{mode}"), "--json"]);
+        let run = run_measured(cmd);
+        let context = format!(
+            "{backend:?} {mode}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        assert!(!run.killed_as_hung, "runbook hung\n{context}");
+        assert_eq!(run.code, Some(1), "a failed run exits 1\n{context}");
+        eprintln!(
+            "{backend:?} bloat {mode}: peak RSS of runbook exec: {} KiB",
+            run.peak_rss_kib
+        );
+        assert!(
+            run.peak_rss_kib > 0 && run.peak_rss_kib < BLOAT_RSS_LIMIT_KIB,
+            "peak RSS {} KiB\n{context}",
+            run.peak_rss_kib
+        );
+        let report: Value = serde_json::from_str(&run.stdout).expect(&context);
+        let run_id = report["run_id"].as_str().expect(&context).to_string();
+        let status = ws.json(&["status", &run_id, "--json"]);
+        assert_eq!(status["run"]["status"], "failed", "{status}");
+        let step = &status["steps"][0];
+        assert_eq!(step["status"], "failed", "{step}");
+        // The plugin saw the refusal as `invalid`, naming the cap.
+        let error = step["error"].as_str().unwrap_or_default();
+        assert!(error.contains("invalid") && error.contains(cap), "{step}");
+        let call = status["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["interface"] == "db")
+            .unwrap_or_else(|| panic!("the refused call is journaled: {status}"));
+        assert_eq!(call["ok"], false, "{call}");
+        assert!(call["error"].to_string().contains(cap), "{call}");
+    }
+}
+
+#[test]
+fn a_plugin_cannot_make_the_host_buffer_huge_results_or_requests_on_sqlite() {
+    check_bloat_is_refused(Backend::Sqlite);
+}
+
+#[test]
+fn a_plugin_cannot_make_the_host_buffer_huge_results_or_requests_on_postgres() {
+    check_bloat_is_refused(Backend::Postgres);
 }
 
 // Log and audit volume: a plugin that writes as much as every per-call limit allows

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sqlx::Row;
 
-use runbook::capability::AnalysisCache;
+use runbook::capability::{AnalysisCache, DbCaps};
 use runbook::capability::{
     CallSession, DbGrant, DbSession, Grants, RunBudget, Services, StepCapabilities, StepContext,
 };
 use runbook::runtime::{LoadedPlugin, PluginOutcome, Runtime, StepLimits, StepState};
 use runbook::spec::config::Config;
 use runbook::state::StateStore;
-use runbook::target::TargetDb;
+use runbook::target::{ResultCaps, TargetDb};
 
 /// Host calls per plugin run: one run's instantiation is spread over this many calls.
 const CALLS: u64 = 1_000;
@@ -113,6 +113,18 @@ impl Fixture {
             analysis: self.analysis.clone(),
             poisoned: None,
             deadline: None,
+            caps: {
+                let limits = StepLimits::default();
+                DbCaps {
+                    statement_bytes: limits.max_statement_bytes,
+                    param_bytes: limits.max_param_bytes,
+                    params_bytes: limits.max_params_bytes,
+                    result: ResultCaps {
+                        max_rows: limits.max_result_rows,
+                        max_bytes: limits.max_result_bytes,
+                    },
+                }
+            },
         };
         StepState::new(
             StepCapabilities::prepare(calls, grants, &self.services, db),

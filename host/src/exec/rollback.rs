@@ -150,9 +150,8 @@ impl Executor<'_> {
                 name: None,
                 plugin: rollback.plugin.clone(),
                 when: None,
-                timeout: step.timeout,
-                memory_mb: step.memory_mb,
-                fuel: step.fuel,
+                // A rollback runs under the limits of the step it undoes.
+                limits: step.limits,
                 retry: RetryPolicy::default(),
                 approval: None,
                 on_failure: step.on_failure,

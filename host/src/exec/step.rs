@@ -10,12 +10,13 @@ use super::preflight::Plugins;
 use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
 use crate::capability::{
-    CallSession, DbSession, Grants, RecordingLimits, StepCapabilities, StepContext, StepRecording,
+    CallSession, DbCaps, DbSession, Grants, RecordingLimits, StepCapabilities, StepContext,
+    StepRecording,
 };
 use crate::runtime::{Fault, LoadedPlugin, PluginOutcome, StepLimits, StepState};
 use crate::spec::runbook::Step;
 use crate::state::{CallRecord, StepFinish, StepOutcome, StepRecord, StepStart, StepStatus};
-use crate::target::StepTransaction;
+use crate::target::{ResultCaps, StepTransaction};
 use crate::template::{RunContext, TemplateError};
 
 /// Why a step could not be made ready to run: its condition, input or a templated grant
@@ -341,6 +342,15 @@ impl Executor<'_> {
             analysis: self.analysis.clone(),
             poisoned: None,
             deadline: Some(deadline),
+            caps: DbCaps {
+                statement_bytes: limits.max_statement_bytes,
+                param_bytes: limits.max_param_bytes,
+                params_bytes: limits.max_params_bytes,
+                result: ResultCaps {
+                    max_rows: limits.max_result_rows,
+                    max_bytes: limits.max_result_bytes,
+                },
+            },
         };
         let capabilities = StepCapabilities::prepare(calls, grants, &self.services, db);
         let state = StepState::new(capabilities, limits.memory_bytes);
@@ -486,22 +496,15 @@ fn capture_output(state: &mut StepState, stream: &str) {
 impl Executor<'_> {
     /// The step's limits: its own where it sets them, the configuration's otherwise.
     pub(super) fn step_limits(&self, step: &Step) -> StepLimits {
-        StepLimits {
-            fuel: step.fuel.unwrap_or(self.limits.fuel),
-            memory_bytes: step
-                .memory_mb
-                .map_or(self.limits.memory_bytes, |mb| (mb as usize) << 20),
-            timeout: step.timeout.unwrap_or(self.limits.timeout),
-            ..self.limits
-        }
+        step.limits.apply(self.limits)
     }
 }
 
 /// The volume caps a step's recording enforces.
 pub(super) fn recording_limits(limits: &StepLimits) -> RecordingLimits {
     RecordingLimits {
-        max_log_bytes: limits.max_log_bytes,
-        max_audit_entries: limits.max_audit_entries,
-        max_audit_bytes: limits.max_audit_bytes,
+        max_log_bytes: usize::try_from(limits.max_log_bytes).unwrap_or(usize::MAX),
+        max_audit_entries: usize::try_from(limits.max_audit_entries).unwrap_or(usize::MAX),
+        max_audit_bytes: usize::try_from(limits.max_audit_bytes).unwrap_or(usize::MAX),
     }
 }

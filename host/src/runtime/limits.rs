@@ -11,13 +11,26 @@ pub struct StepLimits {
     pub fuel: u64,
     pub memory_bytes: usize,
     pub timeout: Duration,
-    /// Bytes of log lines a step keeps (all lines, captured stdout/stderr included,
-    /// counted as stored); the rest are dropped and counted in one marker line.
-    pub max_log_bytes: usize,
-    /// Audit entries a step's plugin may write; the next one fails the step.
-    pub max_audit_entries: usize,
-    /// Bytes of audit entries (action, target and detail) a step's plugin may write.
-    pub max_audit_bytes: usize,
+    /// Rows one `db` call may return; past it the statement is stopped and the call
+    /// refused. Far above any page a plugin should ask for, far below what would fill
+    /// the host.
+    pub max_result_rows: u64,
+    /// Estimated decoded bytes (values plus their in-memory overhead) one `db` call may
+    /// return, counted row by row while the result streams in.
+    pub max_result_bytes: u64,
+    /// Length of one statement's text: checked before it is parsed or sent.
+    pub max_statement_bytes: u64,
+    /// Size of one bound parameter.
+    pub max_param_bytes: u64,
+    /// Size of all parameters of one call together (each counted with its overhead, so
+    /// millions of tiny parameters count too).
+    pub max_params_bytes: u64,
+    /// Log text one step may keep.
+    pub max_log_bytes: u64,
+    /// Audit entries one step may append.
+    pub max_audit_entries: u64,
+    /// Audit detail bytes one step may append.
+    pub max_audit_bytes: u64,
 }
 
 impl Default for StepLimits {
@@ -26,6 +39,11 @@ impl Default for StepLimits {
             fuel: 10_000_000_000,
             memory_bytes: 256 << 20,
             timeout: Duration::from_secs(60),
+            max_result_rows: 100_000,
+            max_result_bytes: 16 << 20,
+            max_statement_bytes: 1 << 20,
+            max_param_bytes: 1 << 20,
+            max_params_bytes: 4 << 20,
             max_log_bytes: 8 << 20,
             max_audit_entries: 100_000,
             max_audit_bytes: 64 << 20,

@@ -5,11 +5,12 @@
 //! One folder per file kind: [`config`] (`runbook.toml`), [`runbook`] (runbook files)
 //! and [`manifest`] (plugin manifests), each raw → validate → model. Shared here: the
 //! reader ([`read`]), allowed keys and did-you-mean ([`keys`]), value
-//! rules ([`values`]) and the diagnostics themselves ([`diagnostic`]).
+//! rules ([`values`]), the limits table of `[limits]` and `[steps.limits]` ([`limits`]) and the diagnostics themselves ([`diagnostic`]).
 
 pub mod config;
 pub mod diagnostic;
 pub(crate) mod keys;
+pub mod limits;
 pub mod manifest;
 pub(crate) mod read;
 pub mod runbook;

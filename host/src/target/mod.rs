@@ -18,7 +18,7 @@ use sqlx::{PgPool, SqlitePool};
 
 use transaction::Conn;
 pub use transaction::StepTransaction;
-pub use value::{Column, Rows, SqlValue};
+pub use value::{Column, ResultCap, ResultCaps, Rows, SqlValue};
 
 /// How long closing a pool may wait for its connections. A step's connection is never
 /// left busy (see [`StepTransaction`]), so this only guards against a server that stopped
@@ -53,6 +53,21 @@ pub enum TargetError {
     DeadlineExceeded,
     #[error("the step's connection was given up after its deadline")]
     Abandoned,
+    /// The result went past a cap while it streamed in: the statement was stopped.
+    #[error("{}", too_large(*.cap, *.limit))]
+    ResultTooLarge { cap: ResultCap, limit: u64 },
+}
+
+fn too_large(cap: ResultCap, limit: u64) -> String {
+    let (what, key) = match cap {
+        ResultCap::Rows => (format!("{limit} rows"), "max_result_rows"),
+        ResultCap::Bytes => (format!("{limit} bytes"), "max_result_bytes"),
+    };
+    format!(
+        "the result is larger than {what} (`{key}`): the statement was stopped; \
+         select less (LIMIT, paging, fewer columns) or raise `{key}` in the step's \
+         `[steps.limits]` or in `[limits]` of runbook.toml"
+    )
 }
 
 impl TargetError {

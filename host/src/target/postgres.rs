@@ -9,15 +9,27 @@ use sqlx::types::{Decimal, Uuid};
 use sqlx::{Column as _, Decode, PgPool, Postgres, Row, TypeInfo, ValueRef};
 
 use super::TargetError;
-use super::value::{Column, Rows, SqlValue, parse_timestamp};
+use super::value::{Column, Gathered, ResultCaps, Rows, SqlValue, parse_timestamp};
 
+/// Streams the result row by row, each decoded and counted against `caps` as it comes;
+/// past a cap the stream is dropped (the statement stops sending) and the call fails
+/// with [`TargetError::ResultTooLarge`]. Nothing but the rows kept is ever held.
 pub(super) async fn query(
     conn: &mut PgConnection,
     sql: &str,
     params: &[SqlValue],
+    caps: ResultCaps,
 ) -> Result<Rows, TargetError> {
-    let rows = bind_all(sql, params)?.fetch_all(conn).await?;
-    decode_rows(&rows)
+    use futures_util::TryStreamExt as _;
+    let mut stream = bind_all(sql, params)?.fetch(conn);
+    let mut gathered = Gathered::new(caps);
+    while let Some(row) = stream.try_next().await? {
+        if gathered.rows.columns.is_empty() {
+            gathered.rows.columns = columns_of(&row);
+        }
+        gathered.push(decode_row(&row, &gathered.rows.columns)?)?;
+    }
+    Ok(gathered.rows)
 }
 
 pub(super) async fn execute(
@@ -114,28 +126,22 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
     }
 }
 
-fn decode_rows(rows: &[PgRow]) -> Result<Rows, TargetError> {
-    let Some(first) = rows.first() else {
-        return Ok(Rows::default());
-    };
-    let columns: Vec<Column> = first
-        .columns()
+fn columns_of(row: &PgRow) -> Vec<Column> {
+    row.columns()
         .iter()
         .map(|c| Column {
             name: c.name().to_string(),
             type_name: c.type_info().name().to_string(),
         })
-        .collect();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut values = Vec::with_capacity(columns.len());
-        for (i, column) in columns.iter().enumerate() {
-            let raw = row.try_get_raw(i)?;
-            values.push(decode_value(raw, column)?);
-        }
-        out.push(values);
+        .collect()
+}
+
+fn decode_row(row: &PgRow, columns: &[Column]) -> Result<Vec<SqlValue>, TargetError> {
+    let mut values = Vec::with_capacity(columns.len());
+    for (i, column) in columns.iter().enumerate() {
+        values.push(decode_value(row.try_get_raw(i)?, column)?);
     }
-    Ok(Rows { columns, rows: out })
+    Ok(values)
 }
 
 fn decode_value(raw: PgValueRef<'_>, column: &Column) -> Result<SqlValue, TargetError> {

@@ -10,15 +10,27 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow, SqliteValueRef}
 use sqlx::{Column as _, Decode, Row, Sqlite, TypeInfo, ValueRef};
 
 use super::TargetError;
-use super::value::{Column, Rows, SqlValue, parse_timestamp};
+use super::value::{Column, Gathered, ResultCaps, Rows, SqlValue, parse_timestamp};
 
+/// Streams the result row by row, each decoded and counted against `caps` as it comes;
+/// past a cap the stream is dropped (the statement stops sending) and the call fails
+/// with [`TargetError::ResultTooLarge`]. Nothing but the rows kept is ever held.
 pub(super) async fn query(
     conn: &mut SqliteConnection,
     sql: &str,
     params: &[SqlValue],
+    caps: ResultCaps,
 ) -> Result<Rows, TargetError> {
-    let rows = bind_all(sql, params)?.fetch_all(conn).await?;
-    decode_rows(&rows)
+    use futures_util::TryStreamExt as _;
+    let mut stream = bind_all(sql, params)?.fetch(conn);
+    let mut gathered = Gathered::new(caps);
+    while let Some(row) = stream.try_next().await? {
+        if gathered.rows.columns.is_empty() {
+            gathered.rows.columns = columns_of(&row);
+        }
+        gathered.push(decode_row(&row, &gathered.rows.columns)?)?;
+    }
+    Ok(gathered.rows)
 }
 
 pub(super) async fn execute(
@@ -146,30 +158,24 @@ fn sqlite_timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
     out
 }
 
-fn decode_rows(rows: &[SqliteRow]) -> Result<Rows, TargetError> {
-    let Some(first) = rows.first() else {
-        return Ok(Rows::default());
-    };
-    let columns: Vec<Column> = first
-        .columns()
+fn columns_of(row: &SqliteRow) -> Vec<Column> {
+    row.columns()
         .iter()
         .map(|c| Column {
             name: c.name().to_string(),
             type_name: c.type_info().name().to_string(),
         })
-        .collect();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut values = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
-            values.push(decode_value(row.try_get_raw(i)?)?);
-        }
-        out.push(values);
-    }
-    Ok(Rows { columns, rows: out })
+        .collect()
 }
 
-/// SQLite types values, not columns: decode by the value's own storage class.
+fn decode_row(row: &SqliteRow, columns: &[Column]) -> Result<Vec<SqlValue>, TargetError> {
+    let mut values = Vec::with_capacity(columns.len());
+    for i in 0..columns.len() {
+        values.push(decode_value(row.try_get_raw(i)?)?);
+    }
+    Ok(values)
+}
+
 fn decode_value(raw: SqliteValueRef<'_>) -> Result<SqlValue, TargetError> {
     if raw.is_null() {
         return Ok(SqlValue::Null);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Sqlite};
 
-use super::value::{Rows, SqlValue};
+use super::value::{ResultCaps, Rows, SqlValue};
 use super::{TargetError, postgres, sqlite};
 
 /// How long a statement stopped at the deadline may take to hand its connection back
@@ -101,18 +101,36 @@ impl StepTransaction {
         }
     }
 
-    pub async fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, TargetError> {
+    /// Runs a statement and returns its rows, stopping it as soon as the result goes past
+    /// `caps` ([`TargetError::ResultTooLarge`]). A statement stopped that way leaves the
+    /// connection usable (SQLite: the dropped stream resets the statement; PostgreSQL:
+    /// the rest is cancelled and read past), or, failing that within [`STOP_GRACE`],
+    /// busy, so it is given up at rollback like a statement stopped at the deadline.
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        caps: ResultCaps,
+    ) -> Result<Rows, TargetError> {
         let deadline = self.open_deadline()?;
         let conn = usable(&mut self.conn, self.busy)?;
         self.busy = true;
         let result = match conn {
             Conn::Postgres { conn, pool, pid } => {
                 let stop = cancel(pool, *pid);
-                bounded(deadline, postgres::query(conn, sql, params), stop).await
+                let result =
+                    bounded(deadline, postgres::query(conn, sql, params, caps), stop).await;
+                if let Bounded::Done(Err(e @ TargetError::ResultTooLarge { .. })) = result {
+                    if skip_rest(conn, pool, *pid).await {
+                        self.busy = false;
+                    }
+                    return Err(e);
+                }
+                result
             }
             Conn::Sqlite { conn, .. } => {
                 // The progress handler stops the statement itself, in SQLite's thread.
-                bounded(deadline, sqlite::query(conn, sql, params), async {}).await
+                bounded(deadline, sqlite::query(conn, sql, params, caps), async {}).await
             }
         };
         self.settle(result)
@@ -298,6 +316,20 @@ async fn bounded<T>(
     }
 }
 
+/// After a result stopped part-way on PostgreSQL the server is still sending rows (maybe
+/// without end): cancel the statement, then read past what is left with a statement of
+/// our own, whose answer does not matter. `false`: the connection could not be brought
+/// back in time (or there is no backend pid to cancel) and must be given up.
+async fn skip_rest(conn: &mut sqlx::PgConnection, pool: &PgPool, pid: Option<i32>) -> bool {
+    if pid.is_none() {
+        return false;
+    }
+    cancel(pool, pid).await;
+    tokio::time::timeout(STOP_GRACE, postgres::control(conn, "SELECT 1"))
+        .await
+        .is_ok()
+}
+
 /// Asks the server to cancel whatever backend `pid` runs, from another connection.
 /// Bounded: if no connection can be had in time, the server's `statement_timeout` still
 /// ends the statement.
@@ -317,7 +349,7 @@ async fn cancel(pool: &PgPool, pid: Option<i32>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::TargetDb;
+    use super::super::{ResultCap, TargetDb};
     use super::*;
 
     /// Never ends by itself; the marker lets a test find it in `pg_stat_activity`.
@@ -374,7 +406,7 @@ mod tests {
                 tx.set_deadline(Instant::now() + Duration::from_millis(300))
                     .await
                     .unwrap();
-                let stopped = tx.query(&endless(&marker), &[]).await;
+                let stopped = tx.query(&endless(&marker), &[], ResultCaps::NONE).await;
                 assert!(
                     matches!(stopped, Err(TargetError::DeadlineExceeded)),
                     "{label}: {stopped:?}"
@@ -388,7 +420,65 @@ mod tests {
                 let mut open = Vec::new();
                 for _ in 0..4 {
                     let mut tx = target.begin().await.unwrap();
-                    let rows = tx.query(FINITE, &[]).await.unwrap();
+                    let rows = tx.query(FINITE, &[], ResultCaps::NONE).await.unwrap();
+                    assert_eq!(rows.rows.len(), 1, "{label}");
+                    open.push(tx);
+                }
+                for tx in open {
+                    tx.commit().await.unwrap();
+                }
+                target.close().await;
+            };
+            tokio::time::timeout(HANG, checks).await.expect(label);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_result_past_its_caps_is_stopped_and_the_connection_stays_usable() {
+        for (label, target, _dir) in targets().await {
+            let checks = async {
+                let marker = uuid::Uuid::new_v4().simple().to_string();
+                let endless_rows = format!(
+                    "/* {marker} */ WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                     SELECT n FROM r"
+                );
+                for (caps, cap) in [
+                    (
+                        ResultCaps {
+                            max_rows: 1000,
+                            max_bytes: u64::MAX,
+                        },
+                        ResultCap::Rows,
+                    ),
+                    (
+                        ResultCaps {
+                            max_rows: u64::MAX,
+                            max_bytes: 64 << 10,
+                        },
+                        ResultCap::Bytes,
+                    ),
+                ] {
+                    let mut tx = target.begin().await.unwrap();
+                    tx.set_deadline(Instant::now() + Duration::from_secs(30))
+                        .await
+                        .unwrap();
+                    let refused = tx.query(&endless_rows, &[], caps).await;
+                    assert!(
+                        matches!(refused, Err(TargetError::ResultTooLarge { cap: c, .. }) if c == cap),
+                        "{label}: {refused:?}"
+                    );
+                    assert_eq!(running(&target, &marker).await, 0, "{label}: stopped");
+                    if label == "sqlite" {
+                        // Same transaction, same connection: nothing is left of the result.
+                        let rows = tx.query(FINITE, &[], ResultCaps::NONE).await.unwrap();
+                        assert_eq!(rows.rows.len(), 1);
+                    }
+                    tx.rollback().await.unwrap();
+                }
+                let mut open = Vec::new();
+                for _ in 0..4 {
+                    let mut tx = target.begin().await.unwrap();
+                    let rows = tx.query(FINITE, &[], ResultCaps::NONE).await.unwrap();
                     assert_eq!(rows.rows.len(), 1, "{label}");
                     open.push(tx);
                 }
@@ -413,10 +503,13 @@ mod tests {
                     .await
                     .unwrap();
                 let sql = endless(&marker);
-                let gave_up =
-                    tokio::time::timeout(Duration::from_millis(200), tx.query(&sql, &[])).await;
+                let gave_up = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    tx.query(&sql, &[], ResultCaps::NONE),
+                )
+                .await;
                 assert!(gave_up.is_err(), "{label}: the statement cannot have ended");
-                let refused = tx.query("SELECT 1", &[]).await;
+                let refused = tx.query("SELECT 1", &[], ResultCaps::NONE).await;
                 assert!(
                     matches!(refused, Err(TargetError::Abandoned)),
                     "{label}: {refused:?}"

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use super::DbHost;
 use super::journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
+use super::{DbCaps, DbHost};
 use super::{SqlAccess, SqlDialect, SqlError};
 use crate::capability::truncate;
 use crate::contract::db::{self, Column, Rows, SqlDialect as WitDialect};
@@ -83,6 +83,12 @@ impl DbHost<'_> {
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         };
+        // Sizes first: a statement of tens of MB is neither parsed nor sent.
+        if let Err(reason) = self.db.caps.check_request(sql, &params) {
+            let error = CallError::Invalid(self.refuse("db:limits", reason, sql));
+            self.journal_statement(&call, None, CallDecision::Denied, Err(&error));
+            return Ok(Err(error));
+        }
         let access = match self.authorize(sql) {
             Ok(access) => access,
             Err(e) => {
@@ -101,6 +107,7 @@ impl DbHost<'_> {
             ))));
         }
         let params: Vec<SqlValue> = params.into_iter().map(to_sql_value).collect();
+        let caps = self.db.caps.result;
         let tx = match self.transaction().await {
             Ok(tx) => tx,
             Err(e @ (TargetError::DeadlineExceeded | TargetError::Abandoned)) => {
@@ -109,11 +116,24 @@ impl DbHost<'_> {
             Err(e) => return Ok(Err(CallError::Failed(e.to_string()))),
         };
         let result = match operation {
-            Operation::Query => tx.query(sql, &params).await.map(|r| Done::Rows(to_rows(r))),
+            Operation::Query => tx
+                .query(sql, &params, caps)
+                .await
+                .map(|r| Done::Rows(to_rows(r))),
             Operation::Execute => tx.execute(sql, &params).await.map(Done::Affected),
         };
         if let Err(e @ (TargetError::DeadlineExceeded | TargetError::Abandoned)) = &result {
             return Err(self.stopped_at_deadline(&call, &access, e));
+        }
+        if let Err(e @ TargetError::ResultTooLarge { .. }) = result {
+            // Stopped by the host, not failed by the database: refused as too large,
+            // audited like any refusal, and the step's transaction aborted as after any
+            // failed statement.
+            let message = self.refuse("db:limits", e.to_string(), sql);
+            self.db.poisoned = Some(message.clone());
+            let error = CallError::Invalid(message);
+            self.journal_statement(&call, Some(&access), CallDecision::Allowed, Err(&error));
+            return Ok(Err(error));
         }
         let elapsed = call.started.elapsed();
         match &result {
@@ -300,6 +320,12 @@ impl DbHost<'_> {
 
     /// Records a denial in the audit log and the step log, and builds the plugin's error.
     fn deny(&mut self, target: &str, reason: String, sql: &str) -> CallError {
+        CallError::Denied(self.refuse(target, reason, sql))
+    }
+
+    /// A refusal's bookkeeping (audit entry, host log line; never retried): a denial by
+    /// the grant, or a call past a size cap. Returns the reason.
+    fn refuse(&mut self, target: &str, reason: String, sql: &str) -> String {
         self.calls.denied = true;
         let detail =
             serde_json::json!({ "reason": reason, "sql": truncate(sql, 2000) }).to_string();
@@ -315,7 +341,7 @@ impl DbHost<'_> {
                 .into_iter()
                 .collect(),
         });
-        CallError::Denied(reason)
+        reason
     }
 
     /// The step's transaction, opened on first use and bounded by the step's deadline
@@ -340,6 +366,59 @@ impl DbHost<'_> {
         }
         Ok(tx)
     }
+}
+
+impl DbCaps {
+    /// Whether a request is within the caps on statement text and parameters; the
+    /// reason names the cap and how to raise it.
+    fn check_request(&self, sql: &str, params: &[Value]) -> Result<(), String> {
+        let raise = |key: &str| {
+            format!("raise `{key}` in the step's `[steps.limits]` or in `[limits]` of runbook.toml")
+        };
+        if sql.len() as u64 > self.statement_bytes {
+            return Err(format!(
+                "the statement is {} bytes, more than `max_statement_bytes` ({}); bind large \
+                 values as parameters, or {}",
+                sql.len(),
+                self.statement_bytes,
+                raise("max_statement_bytes")
+            ));
+        }
+        let mut total: u64 = 0;
+        for (i, param) in params.iter().enumerate() {
+            let size = param_bytes(param);
+            if size > self.param_bytes {
+                return Err(format!(
+                    "parameter ${} is {size} bytes, more than `max_param_bytes` ({}); {}",
+                    i + 1,
+                    self.param_bytes,
+                    raise("max_param_bytes")
+                ));
+            }
+            total = total.saturating_add(size);
+        }
+        if total > self.params_bytes {
+            return Err(format!(
+                "the {} parameters are {total} bytes together, more than `max_params_bytes` \
+                 ({}); {}",
+                params.len(),
+                self.params_bytes,
+                raise("max_params_bytes")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A parameter's cost in host memory: the value itself and its text or bytes, so a
+/// million NULLs count as well as one large text.
+fn param_bytes(value: &Value) -> u64 {
+    let heap = match value {
+        Value::Text(s) | Value::Timestamp(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        Value::Null | Value::Boolean(_) | Value::Integer(_) | Value::Float(_) => 0,
+    };
+    (std::mem::size_of::<Value>() + heap) as u64
 }
 
 /// The tables a statement writes (everything it needs but `select`).

@@ -21,7 +21,7 @@ use super::calls::CallSession;
 use super::{Capability, Grants, HasCapabilities, PlanSection};
 use crate::contract::db;
 use crate::state::CallRecord;
-use crate::target::{StepTransaction, TargetDb};
+use crate::target::{ResultCaps, StepTransaction, TargetDb};
 use journal::StatementTotals;
 
 pub struct Db;
@@ -71,6 +71,18 @@ pub struct DbSession {
     /// The step's deadline (its timeout from the start of the attempt): a statement
     /// still running then is stopped in the database and the step ends as timed out.
     pub deadline: Option<std::time::Instant>,
+    /// How large one call's statement, parameters and result may be (the step's limits).
+    pub caps: DbCaps,
+}
+
+/// The size caps on one `db` call: checked on the request before anything is parsed or
+/// sent, and on the result while it streams in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbCaps {
+    pub statement_bytes: u64,
+    pub param_bytes: u64,
+    pub params_bytes: u64,
+    pub result: ResultCaps,
 }
 
 /// The `db` capability's state for one step.

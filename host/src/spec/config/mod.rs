@@ -121,6 +121,45 @@ mod tests {
     }
 
     #[test]
+    fn size_limits_take_bytes_or_units_and_report_bad_values_at_their_position() {
+        let (_, items) = invalid(
+            "[limits]\nmax_result_bytes = \"1.5MiB\"\nmax_result_rows = -5\nmax_log_bytes = 0\n",
+        );
+        assert_eq!(
+            items,
+            [
+                (
+                    2,
+                    20,
+                    "invalid max_result_bytes \"1.5MiB\": unknown unit `.5MiB` (use B, KB, MB, GB, KiB, MiB or GiB)"
+                        .to_string()
+                ),
+                (3, 19, "`max_result_rows` must be positive, found -5".to_string()),
+                (4, 17, "invalid max_log_bytes 0: must be greater than zero".to_string()),
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runbook.toml");
+        std::fs::write(
+            &path,
+            "[limits]\nmax_result_bytes = \"32MiB\"\nmax_statement_bytes = 4096\n\
+             max_audit_entries = 10\n",
+        )
+        .unwrap();
+        let limits = Config::from_file(&path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .limits;
+        let defaults = crate::runtime::StepLimits::default();
+        assert_eq!(limits.max_result_bytes, 32 << 20);
+        assert_eq!(limits.max_statement_bytes, 4096);
+        assert_eq!(limits.max_audit_entries, 10);
+        assert_eq!(limits.max_result_rows, defaults.max_result_rows);
+        assert_eq!(limits.max_params_bytes, 4 << 20);
+        assert_eq!(limits.max_log_bytes, 8 << 20);
+        assert_eq!(limits.max_audit_bytes, 64 << 20);
+    }
+
+    #[test]
     fn a_valid_file_resolves_paths_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runbook.toml");

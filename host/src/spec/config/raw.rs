@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use crate::capability::{email, stripe, webhook};
 use crate::spec::keys::fields;
+use crate::spec::limits::RawLimits;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawConfig {
@@ -46,13 +47,6 @@ pub(crate) struct RawPaths {
     pub runbooks: Option<Vec<PathBuf>>,
     pub cache: Option<PathBuf>,
     pub templates: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct RawLimits {
-    pub timeout: Option<Spanned<String>>,
-    pub memory_mb: Option<Spanned<u64>>,
-    pub fuel: Option<u64>,
 }
 
 /// Allowed keys for a table inside `runbook.toml`, by where the table is.

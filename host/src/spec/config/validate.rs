@@ -11,9 +11,7 @@ use super::raw::RawConfig;
 use crate::capability::{email, stripe, webhook};
 use crate::runtime::StepLimits;
 use crate::spec::Diagnostics;
-use crate::spec::values;
-
-const MEMORY_MB_MAX: u64 = 4096;
+use crate::spec::{limits, values};
 
 /// `base` is the folder relative paths start from; `source` is the file, if any.
 pub(super) fn config(
@@ -23,24 +21,7 @@ pub(super) fn config(
     diags: &mut Diagnostics,
 ) -> Config {
     let at = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    let defaults = StepLimits::default();
-    let timeout = raw.limits.timeout.as_ref().map_or(defaults.timeout, |t| {
-        values::duration(t, "timeout", diags).unwrap_or(defaults.timeout)
-    });
-    let memory_bytes = match &raw.limits.memory_mb {
-        Some(mb) if (1..=MEMORY_MB_MAX).contains(mb.get_ref()) => (*mb.get_ref() as usize) << 20,
-        Some(mb) => {
-            diags.error(
-                mb.span(),
-                format!(
-                    "`memory_mb` must be between 1 and {MEMORY_MB_MAX}, found {}",
-                    mb.get_ref()
-                ),
-            );
-            defaults.memory_bytes
-        }
-        None => defaults.memory_bytes,
-    };
+    let limits = limits::overrides(&raw.limits, diags).apply(StepLimits::default());
     let target_url = raw
         .target
         .url
@@ -96,12 +77,7 @@ pub(super) fn config(
             .paths
             .cache
             .unwrap_or_else(|| ".runbook/cache".into()))),
-        limits: StepLimits {
-            fuel: raw.limits.fuel.unwrap_or(defaults.fuel),
-            memory_bytes,
-            timeout,
-            ..defaults
-        },
+        limits,
         source,
     }
 }

@@ -70,6 +70,7 @@ mod tests {
     use super::fixtures::{GOOD, catalog, set};
     use super::*;
     use crate::capability::{DbGrant, EmailGrant, Grants, StripeGrant};
+    use crate::spec::limits::LimitOverrides;
     use crate::spec::manifest::parse_plugin_manifest;
 
     #[test]
@@ -107,9 +108,12 @@ mod tests {
                     name: Some("Assess impact".into()),
                     plugin: "webhook-impact".into(),
                     when: Some("params.window_hours > 0".into()),
-                    timeout: Some(Duration::from_secs(30)),
-                    memory_mb: Some(64),
-                    fuel: Some(1_000_000_000),
+                    limits: LimitOverrides {
+                        timeout: Some(Duration::from_secs(30)),
+                        memory_mb: Some(64),
+                        fuel: Some(1_000_000_000),
+                        ..LimitOverrides::default()
+                    },
                     retry: RetryPolicy::default(),
                     approval: None,
                     on_failure: OnFailure::Rollback,
@@ -136,9 +140,10 @@ mod tests {
                         "steps.assess.status == 'succeeded' and steps.assess.output.count > 0"
                             .into(),
                     ),
-                    timeout: Some(Duration::from_millis(500)),
-                    memory_mb: None,
-                    fuel: None,
+                    limits: LimitOverrides {
+                        timeout: Some(Duration::from_millis(500)),
+                        ..LimitOverrides::default()
+                    },
                     retry: RetryPolicy::default(),
                     approval: None,
                     on_failure: OnFailure::Rollback,

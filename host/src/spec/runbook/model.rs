@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::capability::Grants;
+use crate::spec::limits::LimitOverrides;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Runbook {
@@ -53,10 +54,10 @@ pub struct Step {
     pub plugin: String,
     /// A minijinja expression (no braces); the step is skipped when it is false.
     pub when: Option<String>,
-    /// `None`: the configured default applies.
-    pub timeout: Option<Duration>,
-    pub memory_mb: Option<u64>,
-    pub fuel: Option<u64>,
+    /// The step's own limits (flat keys and `[steps.limits]`); each `None` means the
+    /// configured default applies.
+    #[serde(flatten)]
+    pub limits: LimitOverrides,
     /// How often and when the step is re-run after a transient failure. A re-run's
     /// effects already made are answered from the call journal, not repeated.
     pub retry: RetryPolicy,

@@ -9,6 +9,7 @@ use toml::Spanned;
 use crate::capability::RawGrants;
 use crate::capability::registry::grant_keys_at;
 use crate::spec::keys::fields;
+use crate::spec::limits::RawLimits;
 use crate::spec::read::SpannedList;
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +40,8 @@ pub(crate) struct RawStep {
     pub timeout: Option<Spanned<String>>,
     pub memory_mb: Option<Spanned<i64>>,
     pub fuel: Option<Spanned<i64>>,
+    /// `[steps.limits]`: the same keys as `runbook.toml`'s `[limits]`, for this step.
+    pub limits: Option<Spanned<RawLimits>>,
     pub attempts: Option<Spanned<i64>>,
     pub retry: Option<Spanned<RawRetry>>,
     pub on_failure: Option<Spanned<String>>,
@@ -80,6 +83,7 @@ pub(crate) fn runbook_keys_at(path: &[&str]) -> &'static [&'static str] {
         ["params", _] => fields::<RawParam>(),
         ["steps"] => fields::<RawStep>(),
         ["steps", "retry"] => fields::<RawRetry>(),
+        ["steps", "limits"] => fields::<RawLimits>(),
         ["steps", "approval"] => fields::<RawApproval>(),
         ["steps", "rollback"] => fields::<RawRollback>(),
         ["steps", "grants", rest @ ..] | ["steps", "rollback", "grants", rest @ ..] => {

@@ -15,12 +15,11 @@ use super::references::{RefSite, check_references, input_value, template_error};
 use crate::capability::Grants;
 use crate::spec::Diagnostics;
 use crate::spec::keys::closest;
+use crate::spec::limits::{self, LimitOverrides, MEMORY_MB_MAX};
 use crate::spec::manifest::PluginCatalog;
 use crate::spec::read::{Seg, Span, key_span};
-use crate::spec::values::{is_identifier, is_slug, parse_duration, required_string};
+use crate::spec::values::{is_identifier, is_slug, required_string};
 use crate::template::Templates;
-
-const MEMORY_MB_MAX: i64 = 4096;
 
 /// Everything validation of one runbook needs to look things up.
 pub(super) struct Ctx<'a> {
@@ -317,38 +316,7 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
         }
     }
 
-    let timeout = raw.timeout.as_ref().and_then(|t| {
-        parse_duration(t.get_ref())
-            .map_err(|reason| {
-                diags.error_with_help(
-                    t.span(),
-                    format!("invalid timeout {:?}: {reason}", t.get_ref()),
-                    "write a whole number and a unit (ms, s or m), like \"500ms\", \"30s\" or \"2m\"",
-                )
-            })
-            .ok()
-    });
-    let memory_mb = raw.memory_mb.as_ref().and_then(|m| {
-        let v = *m.get_ref();
-        if (1..=MEMORY_MB_MAX).contains(&v) {
-            u64::try_from(v).ok()
-        } else {
-            diags.error(
-                m.span(),
-                format!("`memory_mb` must be between 1 and {MEMORY_MB_MAX}, found {v}"),
-            );
-            None
-        }
-    });
-    let fuel = raw.fuel.as_ref().and_then(|f| {
-        let v = *f.get_ref();
-        if v > 0 {
-            u64::try_from(v).ok()
-        } else {
-            diags.error(f.span(), format!("`fuel` must be positive, found {v}"));
-            None
-        }
-    });
+    let limits = step_limits(raw, diags);
     let input = match &raw.input {
         None => Value::Object(Map::new()),
         Some(table) => {
@@ -384,15 +352,65 @@ fn step(i: usize, raw_step: &Spanned<RawStep>, ctx: &Ctx<'_>, diags: &mut Diagno
         name: raw.name.as_ref().map(|n| n.get_ref().clone()),
         plugin,
         when: raw.when.as_ref().map(|w| w.get_ref().clone()),
-        timeout,
-        memory_mb,
-        fuel,
+        limits,
         retry: control.retry,
         approval: control.approval,
         on_failure: control.on_failure,
         rollback: control.rollback,
         input,
         grants,
+    }
+}
+
+/// A step's limits: the flat keys (`timeout`, `memory_mb`, `fuel`, kept from before
+/// limits had a table) and `[steps.limits]`; a key set both ways is an error.
+fn step_limits(raw: &RawStep, diags: &mut Diagnostics) -> LimitOverrides {
+    let flat = LimitOverrides {
+        timeout: raw.timeout.as_ref().and_then(|t| limits::timeout(t, diags)),
+        memory_mb: raw
+            .memory_mb
+            .as_ref()
+            .and_then(|m| limits::positive(m, "memory_mb", MEMORY_MB_MAX, diags)),
+        fuel: raw
+            .fuel
+            .as_ref()
+            .and_then(|f| limits::positive(f, "fuel", i64::MAX, diags)),
+        ..LimitOverrides::default()
+    };
+    let Some(table) = &raw.limits else {
+        return flat;
+    };
+    let table = table.get_ref();
+    let mut twice = |flat_set: bool, span: Option<Span>, key: &str| {
+        if let (true, Some(span)) = (flat_set, span) {
+            diags.error_with_help(
+                span,
+                format!("`{key}` is set twice: as a step key and in the step's `limits`"),
+                format!("keep one: `limits.{key}` or `{key}`"),
+            );
+        }
+    };
+    twice(
+        raw.timeout.is_some(),
+        table.timeout.as_ref().map(|v| v.span()),
+        "timeout",
+    );
+    twice(
+        raw.memory_mb.is_some(),
+        table.memory_mb.as_ref().map(|v| v.span()),
+        "memory_mb",
+    );
+    twice(
+        raw.fuel.is_some(),
+        table.fuel.as_ref().map(|v| v.span()),
+        "fuel",
+    );
+    let table = limits::overrides(table, diags);
+    LimitOverrides {
+        timeout: flat.timeout.or(table.timeout),
+        memory_mb: flat.memory_mb.or(table.memory_mb),
+        fuel: flat.fuel.or(table.fuel),
+        ..table
     }
 }
 

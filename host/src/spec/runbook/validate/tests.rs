@@ -204,3 +204,104 @@ plugin = "quota-reset"
     let lines: Vec<usize> = errs.iter().map(|e| e.0).collect();
     assert_eq!(lines, vec![1, 2, 5, 6, 8, 10, 11, 11], "{errs:#?}");
 }
+
+#[test]
+fn step_limits_table_overrides_sizes_and_reports_each_problem_at_its_value() {
+    let text = format!(
+        r#"{HEAD}[[steps]]
+id = "a"
+plugin = "echo"
+timeout = "5s"
+[steps.limits]
+timeout = "9s"
+max_result_rows = 0
+max_result_bytes = "16XB"
+max_statement_bytes = -1
+max_param_bytes = "0KiB"
+max_reslt_bytes = 1
+"#
+    );
+    let errs = errors(&text);
+    assert_eq!(
+        errs[..5],
+        [
+            (
+                8,
+                11,
+                "`timeout` is set twice: as a step key and in the step's `limits`".to_string()
+            ),
+            (9, 19, "`max_result_rows` must be positive, found 0".to_string()),
+            (
+                10,
+                20,
+                "invalid max_result_bytes \"16XB\": unknown unit `XB` (use B, KB, MB, GB, KiB, MiB or GiB)"
+                    .to_string()
+            ),
+            (
+                11,
+                23,
+                "invalid max_statement_bytes -1: must be greater than zero".to_string()
+            ),
+            (
+                12,
+                19,
+                "invalid max_param_bytes \"0KiB\": must be greater than zero".to_string()
+            ),
+        ],
+        "{errs:#?}"
+    );
+    assert_eq!(
+        errs[5..],
+        [(
+            13,
+            1,
+            "unknown key `max_reslt_bytes` in `steps[0].limits`".to_string()
+        )]
+    );
+    // A wrong type stops deserialization, so it is reported on its own.
+    let errs = errors(&format!(
+        "{HEAD}[[steps]]\nid = \"a\"\nplugin = \"echo\"\n[steps.limits]\nmax_audit_entries = \"many\"\n"
+    ));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!((errs[0].0, errs[0].1), (7, 21), "{errs:#?}");
+    assert!(errs[0].2.starts_with("wrong type: "), "{errs:#?}");
+}
+
+#[test]
+fn step_limits_accept_integers_and_units_and_keep_the_flat_keys() {
+    let text = format!(
+        r#"{HEAD}[[steps]]
+id = "a"
+plugin = "echo"
+memory_mb = 64
+[steps.limits]
+fuel = 5000
+max_result_rows = 10
+max_result_bytes = "512KiB"
+max_statement_bytes = 2048
+max_params_bytes = "1MB"
+max_log_bytes = "1MiB"
+max_audit_entries = 7
+max_audit_bytes = "2GiB"
+"#
+    );
+    let rb = parse_runbook("rb.toml", &text, &catalog()).unwrap_or_else(|d| panic!("{d}"));
+    let limits = rb.steps[0].limits;
+    assert_eq!(limits.memory_mb, Some(64));
+    assert_eq!(limits.fuel, Some(5000));
+    assert_eq!(limits.timeout, None);
+    assert_eq!(limits.max_result_rows, Some(10));
+    assert_eq!(limits.max_result_bytes, Some(512 << 10));
+    assert_eq!(limits.max_statement_bytes, Some(2048));
+    assert_eq!(limits.max_param_bytes, None);
+    assert_eq!(limits.max_params_bytes, Some(1_000_000));
+    assert_eq!(limits.max_log_bytes, Some(1 << 20));
+    assert_eq!(limits.max_audit_entries, Some(7));
+    assert_eq!(limits.max_audit_bytes, Some(2 << 30));
+    let base = crate::runtime::StepLimits::default();
+    let applied = limits.apply(base);
+    assert_eq!(applied.memory_bytes, 64 << 20);
+    assert_eq!(applied.max_result_rows, 10);
+    assert_eq!(applied.max_param_bytes, base.max_param_bytes);
+    assert_eq!(applied.timeout, base.timeout);
+}
