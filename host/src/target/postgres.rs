@@ -52,10 +52,18 @@ pub(super) async fn control(conn: &mut PgConnection, sql: &'static str) -> Resul
 /// Sets `statement_timeout` for the rest of the transaction to what is left of the step
 /// (so the server stops a statement itself even if this process dies), and returns the
 /// connection's backend pid, which a cancel request names. One round trip.
+/// How long after the step's deadline the server stops a statement on its own.
+const SERVER_TIMEOUT_MARGIN: Duration = Duration::from_millis(250);
+
 pub(super) async fn arm(conn: &mut PgConnection, remaining: Duration) -> Result<i32, TargetError> {
-    // 0 would mean "no timeout"; statements start after this, so the server's timeout
-    // never fires before the step's deadline.
-    let ms = remaining.as_millis().clamp(1, i32::MAX as u128).to_string();
+    // The server's timeout is the backstop should this process die: it fires a little
+    // after the step's deadline, at which the host cancels the statement itself, so a
+    // statement stopped at the deadline always reads as the deadline (whole milliseconds
+    // rounded down could otherwise let the server's error arrive just before it).
+    let ms = (remaining + SERVER_TIMEOUT_MARGIN)
+        .as_millis()
+        .clamp(1, i32::MAX as u128)
+        .to_string();
     let row = sqlx::query("SELECT pg_backend_pid(), set_config('statement_timeout', $1, true)")
         .bind(ms)
         .fetch_one(conn)
