@@ -1,6 +1,7 @@
 //! Control flow through the real binary: approvals by the right people only, pauses and
 //! resumes across processes, rollbacks in reverse order (and failing ones), retries,
-//! crash-safe resume after kill -9, and the concurrency key.
+//! crash-safe resume after kill -9, the concurrency key, and rollbacks that never undo a
+//! step twice.
 
 mod support;
 
@@ -592,4 +593,97 @@ fn a_corrupt_step_row_is_an_error_not_a_panic() {
     assert_eq!(code, 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+/// Sets the lease of `run_id` as another process holding it for a minute would.
+fn hold_lease(ws: &Workspace, run_id: &str, owner: &str) {
+    let until = (chrono::Utc::now() + chrono::Duration::seconds(60))
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    ws.state_execute(&format!(
+        "UPDATE runs SET lease_owner = '{owner}', lease_expires_at = '{until}' WHERE id = '{run_id}'"
+    ));
+}
+
+#[test]
+fn a_run_held_by_another_rollback_is_not_rolled_back_twice() {
+    let ws = workspace();
+    ws.add_runbook(
+        "undoable",
+        &runbook("undoable", &[ledger_step("first", "one", "")]),
+    );
+    let (code, report, _) = exec_as(&ws, "alice", &["exec", "undoable", "--json"]);
+    assert_eq!(code, 0);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    hold_lease(&ws, &run_id, "pid 1 (another rollback)");
+
+    let (code, _, out) = exec_as(&ws, "bob", &["rollback", &run_id]);
+    assert_eq!(code, 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another rollback"),
+        "names the holder: {}",
+        stderr(&out)
+    );
+    assert_eq!(notes(&ws), ["one"], "nothing was undone");
+    assert_eq!(
+        ws.json(&["status", &run_id, "--json"])["state"],
+        "succeeded"
+    );
+}
+
+#[test]
+fn two_concurrent_rollbacks_undo_each_step_once() {
+    let ws = workspace();
+    // A slow undo of `first` (the probe counts to 400 million before its statements)
+    // keeps the first rollback busy while the second one starts.
+    let slow = ledger_step("first", "one", "timeout = \"60s\"").replace(
+        "[steps.rollback.input]\n",
+        "[steps.rollback.input]\nbusy_iterations = 400000000\n",
+    );
+    ws.add_runbook(
+        "undoable",
+        &runbook("undoable", &[slow, ledger_step("second", "two", "")]),
+    );
+    let (code, report, _) = exec_as(&ws, "alice", &["exec", "undoable", "--json"]);
+    assert_eq!(code, 0);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+
+    let spawn = || {
+        ws.command()
+            .env("RUNBOOK_OPERATOR", "bob")
+            .args(["rollback", &run_id, "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn();
+    let second = spawn();
+    let outcomes: Vec<std::process::Output> = [first, second]
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let codes: Vec<i32> = outcomes
+        .iter()
+        .map(|o| o.status.code().unwrap_or(-1))
+        .collect();
+    assert!(
+        codes.contains(&0),
+        "one rollback ran: {codes:?}\n{}\n{}",
+        stderr(&outcomes[0]),
+        stderr(&outcomes[1])
+    );
+    assert!(
+        codes.iter().all(|c| *c == 0 || *c == 2),
+        "the other was refused (2) or found nothing left to undo (0): {codes:?}"
+    );
+    assert_eq!(
+        notes(&ws),
+        ["undo two", "undo one"],
+        "each compensation ran exactly once"
+    );
+    assert_eq!(
+        ws.json(&["status", &run_id, "--json"])["state"],
+        "rolled-back"
+    );
 }

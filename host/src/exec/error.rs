@@ -47,6 +47,14 @@ pub enum ExecError {
     #[error("{0}")]
     NotAllowed(String),
     #[error(
+        "run {run_id} is held by {owner} until {until} (its step loop, a resume or a rollback is running it); try again once that has finished or its lease has lapsed"
+    )]
+    Held {
+        run_id: String,
+        owner: String,
+        until: String,
+    },
+    #[error(
         "run {run_id}: this process lost the run's lease (it stalled longer than the lease, and the run may have been resumed elsewhere); stopped before the next step"
     )]
     LeaseLost { run_id: String },
@@ -75,6 +83,15 @@ impl From<StateError> for ExecError {
     fn from(e: StateError) -> ExecError {
         match e {
             StateError::LeaseLost { run_id } => ExecError::LeaseLost { run_id },
+            StateError::RunHeld {
+                run_id,
+                owner,
+                until,
+            } => ExecError::Held {
+                run_id,
+                owner,
+                until,
+            },
             other => ExecError::State(other),
         }
     }
@@ -104,7 +121,8 @@ impl ExecError {
             | ExecError::RunbookChanged { .. }
             | ExecError::NotResumable { .. }
             | ExecError::UnknownGroup { .. }
-            | ExecError::NotAllowed(_) => ErrorKind::InvalidInput,
+            | ExecError::NotAllowed(_)
+            | ExecError::Held { .. } => ErrorKind::InvalidInput,
             ExecError::State(_)
             | ExecError::Target(_)
             | ExecError::LeaseLost { .. }

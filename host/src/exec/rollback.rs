@@ -78,6 +78,18 @@ impl Executor<'_> {
             {
                 continue;
             }
+            // A compensation runs only while this process still holds the run: one
+            // that stalled past its lease stops before undoing anything more.
+            if let Some(owner) = scope.lease_owner()
+                && !self
+                    .state
+                    .holds_lease(&scope.run_id, &owner, chrono::Utc::now())
+                    .await?
+            {
+                return Err(ExecError::LeaseLost {
+                    run_id: scope.run_id.clone(),
+                });
+            }
             let started = Instant::now();
             let started_at = chrono::Utc::now();
             let calls: Vec<JournalCall> = detail

@@ -16,7 +16,9 @@ use super::rollback::rollback_state;
 use super::{ExecError, Executor, RunObserver, RunReport, RunScope, approval, lease};
 use crate::capability::RunBudget;
 use crate::spec::runbook::Runbook;
-use crate::state::{NewAuditEntry, NewRun, RunDetail, RunState, RunStatus, StateError};
+use crate::state::{
+    NewAuditEntry, NewRun, RollbackEnd, RunDetail, RunState, RunStatus, StateError,
+};
 use crate::template::RunContext;
 
 impl Executor<'_> {
@@ -119,7 +121,7 @@ impl Executor<'_> {
                     run_id,
                     reason: format!("it has already {status}"),
                 },
-                other => ExecError::State(other),
+                other => other.into(),
             })?;
         self.state
             .append_audit(&[run_audit(
@@ -144,6 +146,9 @@ impl Executor<'_> {
     }
 
     /// Rolls back the completed steps of a finished (or abandoned) run, newest first.
+    /// The run is claimed first, like a resume claims it: while another process holds it
+    /// (its step loop, a resume, another rollback) the rollback is refused, so no
+    /// compensation runs twice.
     pub async fn roll_back_run(
         &self,
         runbook: &Runbook,
@@ -151,7 +156,7 @@ impl Executor<'_> {
         actor: &str,
     ) -> Result<RunReport, ExecError> {
         let detail = self.recorded_run(runbook, run_id).await?;
-        let record = &detail.run;
+        let run_id = detail.run.id.clone();
         if !runbook.rollback_approvers.is_empty()
             && !approval::is_listed(&runbook.rollback_approvers, actor, &self.groups)
         {
@@ -163,52 +168,91 @@ impl Executor<'_> {
         }
         let plugins = self.load_plugins(runbook, actor).await?;
         let lease = lease::new_lease(self.lease_ttl);
-        let unfinished = record.status == RunStatus::Running;
-        if unfinished {
-            self.state
-                .take_over(&record.id, &lease, chrono::Utc::now())
-                .await?;
-        }
-        let started = Instant::now();
+        self.state
+            .claim_for_rollback(&run_id, &lease, chrono::Utc::now())
+            .await?;
         let mut scope = RunScope::open(
-            record.id.clone(),
-            &record.operator,
+            run_id.clone(),
+            &detail.run.operator,
             actor,
             plugins,
             RunBudget::default(),
         );
-        let context = context_from(&record.params, &detail, &scope, runbook);
-        let rollbacks = self
-            .roll_back(&mut scope, runbook, runbook.steps.len(), &context)
-            .await?;
-        let state = rollback_state(&rollbacks).unwrap_or(RunState::RolledBack);
-        let message = format!("rolled back on demand by {actor}");
-        if unfinished {
-            self.state
-                .finish_run(&record.id, RunStatus::Failed, Some(&message))
-                .await?;
-            self.state.release_lease(&record.id, &lease.owner).await?;
+        scope.lease = Some(lease.clone());
+        let heartbeat = lease::Heartbeat::start(
+            self.state.clone(),
+            run_id.clone(),
+            lease.clone(),
+            self.lease_ttl,
+            scope.watch.clone(),
+        );
+        let undone = self.roll_back_claimed(runbook, &mut scope, actor).await;
+        heartbeat.stop();
+        if undone.is_err() {
+            // Whatever stopped it, the next rollback must not wait for the lease to lapse.
+            if let Err(e) = self.state.release_lease(&run_id, &lease.owner).await {
+                tracing::warn!(target: "runbook::lease", %run_id, "releasing the rollback's lease: {e}");
+            }
         }
-        self.state.set_rollback_status(&record.id, state).await?;
+        undone
+    }
+
+    /// The rollback of a run this process holds: read again under the lease (another
+    /// rollback may have finished since), undo what is left, end in one transaction.
+    async fn roll_back_claimed(
+        &self,
+        runbook: &Runbook,
+        scope: &mut RunScope,
+        actor: &str,
+    ) -> Result<RunReport, ExecError> {
+        let started = Instant::now();
+        let detail = self
+            .state
+            .run(&scope.run_id)
+            .await?
+            .ok_or_else(|| ExecError::NoSuchRun(scope.run_id.clone()))?;
+        let context = context_from(&detail.run.params, &detail, scope, runbook);
+        let rollbacks = self
+            .roll_back(scope, runbook, runbook.steps.len(), &context)
+            .await?;
+        // An undo that failed before (by an earlier rollback) still counts: the run is
+        // not wholly rolled back until every undo succeeded.
+        let failed_before = detail.rollbacks.iter().any(|r| !r.succeeded);
+        let state = match rollback_state(&rollbacks) {
+            _ if failed_before => RunState::RollbackFailed,
+            Some(state) => state,
+            None => RunState::RolledBack,
+        };
+        let unfinished = detail.run.status == RunStatus::Running;
+        let owner = scope.lease_owner().unwrap_or_default();
         self.state
-            .append_audit(&[run_audit(
-                &record.id,
-                actor,
-                "run.rolled_back",
-                &runbook.name,
-                json!({ "state": state, "steps": rollbacks.iter().map(|r| &r.step).collect::<Vec<_>>() }),
-            )])
+            .end_rollback(
+                &scope.run_id,
+                &owner,
+                &RollbackEnd {
+                    fail_unfinished: unfinished
+                        .then(|| format!("rolled back on demand by {actor}")),
+                    state,
+                    audit: vec![run_audit(
+                        &scope.run_id,
+                        actor,
+                        "run.rolled_back",
+                        &runbook.name,
+                        json!({ "state": state, "steps": rollbacks.iter().map(|r| &r.step).collect::<Vec<_>>() }),
+                    )],
+                },
+            )
             .await?;
         let detail = self
             .state
-            .run(&record.id)
+            .run(&scope.run_id)
             .await?
-            .ok_or_else(|| ExecError::NoSuchRun(record.id.clone()))?;
+            .ok_or_else(|| ExecError::NoSuchRun(scope.run_id.clone()))?;
         Ok(RunReport {
             error: detail.run.error.clone(),
             steps: StepReport::from_records(runbook, &detail)?,
             rollbacks,
-            ..RunReport::of(&scope, runbook, started, detail.run.status, state)
+            ..RunReport::of(scope, runbook, started, detail.run.status, state)
         })
     }
 

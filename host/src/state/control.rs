@@ -10,6 +10,7 @@ use sqlx::{Any, AnyConnection, Transaction};
 use super::audit::{NewAuditEntry, append_in_tx, append_spool_in_tx};
 use super::codec::{col, format_ts, from_json, is_unique_violation, parse_ts, to_json};
 use super::spool::AuditSpool;
+use super::undo::{ClaimFor, claim_in};
 use super::{Backend, LogLine, StateError, StateStore};
 
 /// Key of the PostgreSQL advisory lock that serialises run creation with a concurrency
@@ -148,15 +149,13 @@ pub(super) async fn set_rollback_status_in(
 impl StateStore {
     /// Extends this process's lease; `false` if the run is no longer ours.
     pub async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<bool, StateError> {
-        let updated = sqlx::query(
-            "UPDATE runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 \
-             AND status = 'running'",
-        )
-        .bind(format_ts("lease", &lease.until)?)
-        .bind(run_id)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await?;
+        let updated =
+            sqlx::query("UPDATE runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3")
+                .bind(format_ts("lease", &lease.until)?)
+                .bind(run_id)
+                .bind(&lease.owner)
+                .execute(&self.pool)
+                .await?;
         Ok(updated.rows_affected() == 1)
     }
 
@@ -174,38 +173,7 @@ impl StateStore {
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let mut tx = self.begin_write().await?;
-        let row =
-            sqlx::query("SELECT status, lease_owner, lease_expires_at FROM runs WHERE id = $1")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StateError::RunNotFound(run_id.to_owned()))?;
-        let loc = || format!("runs row {run_id:?}");
-        let status: String = col(&row, "status", loc)?;
-        if status != "running" {
-            return Err(StateError::RunNotRunning {
-                run_id: run_id.to_owned(),
-                status: status.parse()?,
-            });
-        }
-        let owner: Option<String> = col(&row, "lease_owner", loc)?;
-        let until: Option<String> = col(&row, "lease_expires_at", loc)?;
-        if let (Some(owner), Some(until)) = (owner, until) {
-            let expires = parse_ts(|| format!("runs row {run_id:?}, lease"), &until)?;
-            if expires > now && owner != lease.owner {
-                return Err(StateError::RunHeld {
-                    run_id: run_id.to_owned(),
-                    owner,
-                    until,
-                });
-            }
-        }
-        sqlx::query("UPDATE runs SET lease_owner = $1, lease_expires_at = $2 WHERE id = $3")
-            .bind(&lease.owner)
-            .bind(format_ts("lease", &lease.until)?)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
+        claim_in(&mut tx, self.backend, run_id, lease, now, ClaimFor::Resume).await?;
         tx.commit().await?;
         Ok(())
     }

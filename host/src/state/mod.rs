@@ -18,6 +18,7 @@ mod steps;
 mod store;
 #[cfg(test)]
 pub(crate) mod testutil;
+mod undo;
 
 pub use audit::{AuditEntry, AuditVerification, GENESIS_HASH, NewAuditEntry};
 pub use boundary::{RunEnd, StepFinish};
@@ -29,6 +30,7 @@ pub use runs::{MIN_RUN_ID_PREFIX, NewRun, RunDetail, RunRecord, RunStatus, RunSu
 pub use spool::{AuditSpool, SpoolError};
 pub use steps::{LogLine, StepOutcome, StepRecord, StepStart, StepStatus};
 pub use store::{Backend, StateStore};
+pub use undo::RollbackEnd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

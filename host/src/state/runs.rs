@@ -123,7 +123,10 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
-fn run_status(location: impl FnOnce() -> String, text: &str) -> Result<RunStatus, StateError> {
+pub(super) fn run_status(
+    location: impl FnOnce() -> String,
+    text: &str,
+) -> Result<RunStatus, StateError> {
     text.parse().map_err(|e: StateError| StateError::Corrupt {
         location: location(),
         reason: e.to_string(),

@@ -21,6 +21,10 @@ struct Input {
     /// Fail (as a business failure) after the statements on these attempts.
     #[serde(default)]
     fail_on_attempts: Vec<u32>,
+    /// Count this far before the statements: a step (or undo) that takes a while, for
+    /// tests of what happens meanwhile.
+    #[serde(default)]
+    busy_iterations: u64,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +42,10 @@ impl Procedure for Probe {
     type Output = Json;
 
     fn run(input: Input) -> Result<Json, Failure> {
+        let mut n: u64 = 0;
+        while n < input.busy_iterations {
+            n = std::hint::black_box(n + 1);
+        }
         let mut results = Vec::new();
         for statement in &input.statements {
             let params: Vec<Value> = statement.params.iter().map(to_value).collect();
