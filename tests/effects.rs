@@ -137,6 +137,38 @@ fn transient_stripe_errors_are_retried_with_the_same_idempotency_key() {
 }
 
 #[test]
+fn a_refund_whose_answer_was_lost_is_made_once() {
+    let w = World::new();
+    let charge = w.customer("brightline")["charge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.ws.add_runbook(
+        "effects",
+        &effector_runbook(
+            "[steps.grants.stripe]\noperations = [\"refunds.create\"]",
+            json!([{ "stripe": "refunds.create", "params": { "charge": charge, "amount": 900 } }]),
+            "",
+        ),
+    );
+    // Stripe makes the refund, and the answer is lost on the way back (a 502 from a
+    // proxy, say): the host retries with the same key and gets the first answer.
+    w.stripe.lose_next_answers("POST", "/v1/refunds", 502, 1);
+    let (code, report, out) = w.exec(&["effects"]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let posts = w.posts_to("/v1/refunds");
+    assert_eq!(posts.len(), 2, "the lost answer, then the retry: {posts:?}");
+    assert_eq!(posts[0].idempotency_key, posts[1].idempotency_key);
+    let refunds = w.stripe.get(&format!("/v1/refunds?charge={charge}"));
+    let refunds = refunds["data"].as_array().unwrap();
+    assert_eq!(refunds.len(), 1, "one refund at Stripe: {refunds:?}");
+    assert_eq!(
+        report["steps"][0]["output"]["results"][0]["ok"]["id"], refunds[0]["id"],
+        "the plugin was told about the refund that was made"
+    );
+}
+
+#[test]
 fn refunds_over_budget_are_denied_audited_and_never_sent() {
     let w = World::new();
     let charge = w.customer("brightline")["charge"]

@@ -6,6 +6,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
+use serde_json::Value;
 use support::servers::{LocalStripe, RecordedRequest, SmtpServer, WebhookReceiver};
 
 #[test]
@@ -56,6 +57,84 @@ fn localstripe_records_requests_and_injects_failures() {
     );
     // Only one failure was asked for.
     stripe.post("/v1/customers", &[("email", "c@example.com")]);
+}
+
+/// A raw POST to localstripe with an idempotency key: `(status, replayed, body)`.
+fn post_with_key(stripe: &LocalStripe, path: &str, key: &str, form: &str) -> (u16, bool, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut answer = agent
+        .post(format!("{}{path}", stripe.url()))
+        .header("Authorization", "Bearer sk_test_12345")
+        .header("Idempotency-Key", key)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(form)
+        .unwrap();
+    let replayed = answer.headers().get("Idempotent-Replayed").is_some();
+    let body = answer.body_mut().read_to_string().unwrap();
+    (
+        answer.status().as_u16(),
+        replayed,
+        serde_json::from_str(&body).unwrap(),
+    )
+}
+
+#[test]
+fn localstripe_answers_a_repeated_idempotency_key_as_stripe_does() {
+    let stripe = LocalStripe::start();
+    let (status, replayed, first) =
+        post_with_key(&stripe, "/v1/customers", "key-a", "email=a%40example.com");
+    assert_eq!((status, replayed), (200, false), "{first}");
+    // The same key and parameters: the first answer again, and no second customer.
+    let (status, replayed, again) =
+        post_with_key(&stripe, "/v1/customers", "key-a", "email=a%40example.com");
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    // The same key with other parameters is refused.
+    let (status, _, refused) =
+        post_with_key(&stripe, "/v1/customers", "key-a", "email=b%40example.com");
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["type"], "idempotency_error");
+    assert_eq!(
+        stripe.get("/v1/customers")["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // An answer lost on the way back: the customer exists, and the retry gets it.
+    stripe.lose_next_answers("POST", "/v1/customers", 502, 1);
+    let (status, _, _) = post_with_key(&stripe, "/v1/customers", "key-b", "email=c%40example.com");
+    assert_eq!(status, 502);
+    let (status, replayed, kept) =
+        post_with_key(&stripe, "/v1/customers", "key-b", "email=c%40example.com");
+    assert_eq!((status, replayed), (200, true), "{kept}");
+    assert_eq!(kept["email"], "c@example.com");
+    assert_eq!(
+        stripe.get("/v1/customers")["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A failure before localstripe keeps nothing: the retry is made.
+    stripe.fail_next("POST", "/v1/customers", 500, 1);
+    let (status, _, _) = post_with_key(&stripe, "/v1/customers", "key-c", "email=d%40example.com");
+    assert_eq!(status, 500);
+    let (status, replayed, _) =
+        post_with_key(&stripe, "/v1/customers", "key-c", "email=d%40example.com");
+    assert_eq!((status, replayed), (200, false));
+    assert_eq!(
+        stripe.get("/v1/customers")["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[test]

@@ -13,7 +13,15 @@ Differences from `localstripe --port N`:
   - POST /_test/fail-next with {"method": "POST", "path_prefix": "/v1/refunds",
     "status": 500, "count": 1} makes the next `count` matching requests answer `status`
     with {"error": {"type": "api_error", "message": "injected"}} without reaching
-    localstripe (they are still recorded).
+    localstripe (they are still recorded). With "after": true the request does reach
+    localstripe (the effect is made, and its answer kept for its idempotency key) and
+    only the answer is lost on the way back: a timeout or reset as a client sees it.
+* idempotency as Stripe keeps it (localstripe ignores the header): a POST or DELETE with
+  an `Idempotency-Key` that localstripe already answered gets that first answer again
+  (status and body, with `Idempotent-Replayed: true`), without reaching localstripe; the
+  same key with other parameters is a 400 `idempotency_error`, and while the first
+  request is still in flight a 409. Answers that never came from localstripe (injected
+  failures before it) are not kept, so a retry after them goes through.
 
 Prints `ready 127.0.0.1:<port>` on stdout once it accepts connections.
 """
@@ -36,10 +44,14 @@ Store.try_load_from_disk = lambda self: None
 from localstripe.server import app  # noqa: E402  (after the patch, on purpose)
 
 recorded = []
-failures = []  # rules: {"method", "path_prefix", "status", "count"}
+failures = []  # rules: {"method", "path_prefix", "status", "count", "after"}
+# Idempotency-Key -> {"method", "path", "body", "status", "answer", "content_type"}
+# (answer None while the first request is in flight).
+idempotent = {}
 
 
-def injected_failure(request):
+def matching_failure(request):
+    """The failure rule this request triggers (counted as used), if any."""
     for rule in failures:
         if (
             rule["count"] > 0
@@ -49,11 +61,78 @@ def injected_failure(request):
             rule["count"] -= 1
             if rule["count"] == 0:
                 failures.remove(rule)
-            return web.json_response(
-                {"error": {"type": "api_error", "message": "injected"}},
-                status=rule["status"],
-            )
+            return rule
     return None
+
+
+def injected(rule):
+    return web.json_response(
+        {"error": {"type": "api_error", "message": "injected"}},
+        status=rule["status"],
+    )
+
+
+def idempotency_error(message, status):
+    return web.json_response(
+        {"error": {"type": "idempotency_error", "message": message}}, status=status
+    )
+
+
+async def answer(request, handler):
+    """localstripe's answer, kept for the request's Idempotency-Key as Stripe keeps it."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None or request.method not in ("POST", "DELETE"):
+        return await handler(request)
+    body = await request.read()
+    kept = idempotent.get(key)
+    if kept is not None:
+        if (kept["method"], kept["path"], kept["body"]) != (
+            request.method,
+            request.path,
+            body,
+        ):
+            return idempotency_error(
+                "Keys for idempotent requests can only be used with the same parameters "
+                "they were first used with.",
+                400,
+            )
+        if kept["answer"] is None:
+            return idempotency_error(
+                "There is currently another in-progress request using this "
+                "Idempotent Key.",
+                409,
+            )
+        replay = web.Response(
+            body=kept["answer"], status=kept["status"], content_type=kept["content_type"]
+        )
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    idempotent[key] = {
+        "method": request.method,
+        "path": request.path,
+        "body": body,
+        "status": None,
+        "answer": None,
+        "content_type": None,
+    }
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        response = e
+    except BaseException:
+        # Nothing came back from localstripe: like a request that never executed.
+        del idempotent[key]
+        raise
+    if response.status in (401, 429):
+        # Refused before the endpoint ran: Stripe keeps no result for these.
+        del idempotent[key]
+        return response
+    idempotent[key].update(
+        status=response.status,
+        answer=response.body,
+        content_type=response.content_type,
+    )
+    return response
 
 
 async def fail_next(request):
@@ -64,6 +143,7 @@ async def fail_next(request):
             "path_prefix": str(rule["path_prefix"]),
             "status": int(rule.get("status", 500)),
             "count": int(rule.get("count", 1)),
+            "after": bool(rule.get("after", False)),
         }
     except (ValueError, KeyError, TypeError) as e:
         return web.json_response({"error": f"bad rule: {e!r}"}, status=400)
@@ -85,7 +165,11 @@ async def test_middleware(request, handler):
             "idempotency_key": request.headers.get("Idempotency-Key"),
         }
     )
-    return injected_failure(request) or await handler(request)
+    rule = matching_failure(request)
+    if rule is not None and not rule["after"]:
+        return injected(rule)
+    response = await answer(request, handler)
+    return injected(rule) if rule is not None else response
 
 
 # Outermost, so that it sees every request before localstripe's auth and error handling.

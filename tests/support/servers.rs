@@ -221,8 +221,9 @@ pub struct RecordedRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// localstripe on 127.0.0.1, empty at start, with request recording and failure
-/// injection in front (tests/servers/localstripe_server.py).
+/// localstripe on 127.0.0.1, empty at start, with request recording, failure injection
+/// and Stripe's idempotency (a repeated `Idempotency-Key` gets the first answer) in
+/// front (tests/servers/localstripe_server.py).
 pub struct LocalStripe {
     process: ServerProcess,
 }
@@ -322,11 +323,23 @@ impl LocalStripe {
     /// answer `status` with `{"error":{"type":"api_error","message":"injected"}}`
     /// without reaching localstripe.
     pub fn fail_next(&self, method: &str, path_prefix: &str, status: u16, count: u32) {
+        self.inject(method, path_prefix, status, count, false);
+    }
+
+    /// Like [`LocalStripe::fail_next`], but the requests do reach localstripe (their
+    /// effect is made, and kept for their idempotency key); only the answer is lost on
+    /// the way back, as a client sees a timeout or a reset connection.
+    pub fn lose_next_answers(&self, method: &str, path_prefix: &str, status: u16, count: u32) {
+        self.inject(method, path_prefix, status, count, true);
+    }
+
+    fn inject(&self, method: &str, path_prefix: &str, status: u16, count: u32, after: bool) {
         let rule = serde_json::json!({
             "method": method,
             "path_prefix": path_prefix,
             "status": status,
             "count": count,
+            "after": after,
         });
         let (code, body) = http(
             "POST",
