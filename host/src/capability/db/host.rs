@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
+use super::DbHost;
 use super::journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
-use super::{DbCaps, DbHost};
 use super::{SqlAccess, SqlDialect, SqlError};
 use crate::capability::truncate;
 use crate::contract::db::{self, Column, Rows, SqlDialect as WitDialect};
@@ -84,8 +84,8 @@ impl DbHost<'_> {
             started_at: chrono::Utc::now(),
         };
         // Sizes first: a statement of tens of MB is neither parsed nor sent.
-        if let Err(reason) = self.db.caps.check_request(sql, &params) {
-            let error = CallError::Invalid(self.refuse("db:limits", reason, sql));
+        if let Err(over) = self.db.caps.check_request(sql, &params) {
+            let error = CallError::Invalid(self.refuse("db:limits", over.to_string(), sql));
             self.journal_statement(&call, None, CallDecision::Denied, Err(&error));
             return Ok(Err(error));
         }
@@ -366,59 +366,6 @@ impl DbHost<'_> {
         }
         Ok(tx)
     }
-}
-
-impl DbCaps {
-    /// Whether a request is within the caps on statement text and parameters; the
-    /// reason names the cap and how to raise it.
-    fn check_request(&self, sql: &str, params: &[Value]) -> Result<(), String> {
-        let raise = |key: &str| {
-            format!("raise `{key}` in the step's `[steps.limits]` or in `[limits]` of runbook.toml")
-        };
-        if sql.len() as u64 > self.statement_bytes {
-            return Err(format!(
-                "the statement is {} bytes, more than `max_statement_bytes` ({}); bind large \
-                 values as parameters, or {}",
-                sql.len(),
-                self.statement_bytes,
-                raise("max_statement_bytes")
-            ));
-        }
-        let mut total: u64 = 0;
-        for (i, param) in params.iter().enumerate() {
-            let size = param_bytes(param);
-            if size > self.param_bytes {
-                return Err(format!(
-                    "parameter ${} is {size} bytes, more than `max_param_bytes` ({}); {}",
-                    i + 1,
-                    self.param_bytes,
-                    raise("max_param_bytes")
-                ));
-            }
-            total = total.saturating_add(size);
-        }
-        if total > self.params_bytes {
-            return Err(format!(
-                "the {} parameters are {total} bytes together, more than `max_params_bytes` \
-                 ({}); {}",
-                params.len(),
-                self.params_bytes,
-                raise("max_params_bytes")
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A parameter's cost in host memory: the value itself and its text or bytes, so a
-/// million NULLs count as well as one large text.
-fn param_bytes(value: &Value) -> u64 {
-    let heap = match value {
-        Value::Text(s) | Value::Timestamp(s) => s.len(),
-        Value::Bytes(b) => b.len(),
-        Value::Null | Value::Boolean(_) | Value::Integer(_) | Value::Float(_) => 0,
-    };
-    (std::mem::size_of::<Value>() + heap) as u64
 }
 
 /// The tables a statement writes (everything it needs but `select`).

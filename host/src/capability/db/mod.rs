@@ -3,6 +3,7 @@
 //! (`host.rs`) analyses every statement and checks it before it reaches the database;
 //! successful statements are journaled as counts per statement text (`journal.rs`).
 
+mod caps;
 mod grant;
 mod host;
 mod journal;
