@@ -117,12 +117,13 @@ pub(super) async fn lock_runs(
     Ok(())
 }
 
+/// Releases `owner`'s lease on the run; `false` if `owner` did not hold it.
 pub(super) async fn release_lease_in(
     conn: &mut AnyConnection,
     run_id: &str,
     owner: &str,
-) -> Result<(), StateError> {
-    sqlx::query(
+) -> Result<bool, StateError> {
+    let released = sqlx::query(
         "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
          WHERE id = $1 AND lease_owner = $2",
     )
@@ -130,7 +131,7 @@ pub(super) async fn release_lease_in(
     .bind(owner)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(released.rows_affected() == 1)
 }
 
 pub(super) async fn set_rollback_status_in(
@@ -162,7 +163,8 @@ impl StateStore {
     /// Gives the run up (paused for approval, or finished).
     pub async fn release_lease(&self, run_id: &str, owner: &str) -> Result<(), StateError> {
         let mut conn = self.pool.acquire().await?;
-        release_lease_in(&mut conn, run_id, owner).await
+        release_lease_in(&mut conn, run_id, owner).await?;
+        Ok(())
     }
 
     /// Claims an unfinished run nobody holds (paused, or its process died).

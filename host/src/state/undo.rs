@@ -7,7 +7,7 @@ use sqlx::{Any, Transaction};
 
 use super::audit::append_in_tx;
 use super::codec::{col, format_ts, parse_ts};
-use super::control::{Lease, RunState, set_rollback_status_in};
+use super::control::{Lease, RunState, release_lease_in, set_rollback_status_in};
 use super::runs::run_status;
 use super::{Backend, NewAuditEntry, RunStatus, StateError, StateStore};
 
@@ -144,15 +144,7 @@ impl StateStore {
     ) -> Result<(), StateError> {
         let finished_at = format_ts("run finish time", &Utc::now())?;
         let mut tx = self.begin_write().await?;
-        let released = sqlx::query(
-            "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(run_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if released.rows_affected() != 1 {
+        if !release_lease_in(&mut tx, run_id, owner).await? {
             return Err(StateError::LeaseLost {
                 run_id: run_id.to_owned(),
             });
