@@ -33,6 +33,63 @@ pub trait GrantTable: Sized + Clone + PartialEq + Eq + fmt::Debug + Serialize {
 
     /// One line per thing granted, the way a security reviewer reads them.
     fn describe(&self) -> Vec<String>;
+
+    /// What the grant lets a step change outside its own run (`delete on "invoices"`,
+    /// `refunds.create`, `to "*@example.com"`): the review's write list. Reads are not
+    /// listed.
+    fn writes(&self) -> Vec<String>;
+
+    /// What a reviewer should look at twice in this grant alone (`ddl-granted`,
+    /// `unbounded-stripe-writes`, `wildcard-recipient`).
+    fn lints(&self) -> Vec<Lint> {
+        Vec::new()
+    }
+
+    /// What the grant gives that the plugin's manifest (`None`: no such table) never
+    /// declares needing, each as "… is granted but never declared".
+    fn unneeded(&self, needs: Option<&Self>) -> Vec<String>;
+
+    /// What `new` allows that `old` (`None`: no such table) did not: new tables,
+    /// operations, recipients, raised or removed budgets. `widened(new, old)` is the
+    /// narrowing.
+    fn widened(old: Option<&Self>, new: &Self) -> Vec<String>;
+}
+
+/// A finding of the security review (`runbook grants`), by a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lint {
+    /// Stable, kebab-case: `ddl-granted`, `unneeded-grant`, ... (README's lint table).
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// How much a lint matters. `--deny warnings` fails on any lint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a second look; may be intended.
+    Warning,
+    /// The workspace is not what was reviewed (a plugin differs from runbook.lock).
+    Error,
+}
+
+impl Lint {
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Lint {
+        Lint {
+            code,
+            severity: Severity::Warning,
+            message: message.into(),
+        }
+    }
+
+    pub fn error(code: &'static str, message: impl Into<String>) -> Lint {
+        Lint {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
 }
 
 /// Something a plugin needs that a step does not grant.
@@ -42,6 +99,16 @@ pub struct Missing {
     pub need: String,
     /// How to grant it.
     pub help: String,
+}
+
+/// A budget (`max_writes`, `max_per_run`) that `new` loosens compared with `old`:
+/// removed (no limit any more) or raised. `None` when it is as tight or tighter.
+pub fn budget_widened(key: &str, old: Option<i64>, new: Option<i64>) -> Option<String> {
+    match (old, new) {
+        (Some(was), None) => Some(format!("{key} removed (was {was}): no limit")),
+        (Some(was), Some(now)) if now > was => Some(format!("{key} raised from {was} to {now}")),
+        _ => None,
+    }
 }
 
 /// Generates, from the registry's list of capabilities with a grant (`field: Grant`),
@@ -104,6 +171,58 @@ macro_rules! grant_tables {
                     lines.extend(grant.describe().into_iter().map(|l| format!("{} {l}", stringify!($field))));
                 })*
                 lines
+            }
+        }
+
+        impl Grants {
+            /// What these grants let a step change, prefixed with its capability.
+            pub fn writes(&self) -> Vec<String> {
+                use $crate::capability::GrantTable;
+                let mut out = Vec::new();
+                $(if let Some(grant) = &self.$field {
+                    out.extend(grant.writes().into_iter().map(|w| format!("{} {w}", stringify!($field))));
+                })*
+                out
+            }
+
+            /// Every capability's own lints on its grant.
+            pub fn lints(&self) -> Vec<$crate::capability::Lint> {
+                use $crate::capability::GrantTable;
+                let mut out = Vec::new();
+                $(if let Some(grant) = &self.$field {
+                    out.extend(grant.lints());
+                })*
+                out
+            }
+
+            /// What these grants give that `needs` (a manifest's) never asks for, prefixed
+            /// with its capability; a table granted with nothing in it but never declared
+            /// is named as a whole.
+            pub fn unneeded(&self, needs: &Grants) -> Vec<String> {
+                use $crate::capability::GrantTable;
+                let mut out = Vec::new();
+                $(if let Some(grant) = &self.$field {
+                    let found = grant.unneeded(needs.$field.as_ref());
+                    if found.is_empty() && needs.$field.is_none() {
+                        out.push(format!("the `{}` table", stringify!($field)));
+                    }
+                    out.extend(found.into_iter().map(|u| format!("{} {u}", stringify!($field))));
+                })*
+                out
+            }
+
+            /// What `new` allows that `old` did not, prefixed with its capability.
+            pub fn widened(old: &Grants, new: &Grants) -> Vec<String> {
+                use $crate::capability::GrantTable;
+                let mut out = Vec::new();
+                $(if let Some(grant) = &new.$field {
+                    let found = <$grant>::widened(old.$field.as_ref(), grant);
+                    if found.is_empty() && old.$field.is_none() {
+                        out.push(format!("the `{}` table", stringify!($field)));
+                    }
+                    out.extend(found.into_iter().map(|w| format!("{} {w}", stringify!($field))));
+                })*
+                out
             }
         }
 

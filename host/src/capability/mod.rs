@@ -31,7 +31,9 @@ pub use db::{
     StatementKind,
 };
 pub use email::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
-pub use grants::{GrantTable, Grants, Interface, Missing, RawGrants, RawNeeds};
+pub use grants::{
+    GrantTable, Grants, Interface, Lint, Missing, RawGrants, RawNeeds, Severity, budget_widened,
+};
 pub use plan::{PlanEntry, PlanSection, PlannedCall};
 pub use recording::{AuditLimitReached, RecordingLimits, StepAudit, StepLog, StepRecording};
 pub use redact::redact;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{SqlAccess, StatementKind};
-use crate::capability::{GrantTable, Missing};
+use crate::capability::{GrantTable, Lint, Missing};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
 
@@ -130,6 +130,58 @@ impl GrantTable for DbGrant {
             })
             .collect()
     }
+
+    fn writes(&self) -> Vec<String> {
+        StatementKind::ALL
+            .into_iter()
+            .filter(|kind| *kind != StatementKind::Select)
+            .flat_map(|kind| {
+                self.tables(kind)
+                    .iter()
+                    .map(move |table| format!("{kind} on {table:?}"))
+            })
+            .collect()
+    }
+
+    fn lints(&self) -> Vec<Lint> {
+        self.ddl
+            .iter()
+            .map(|table| {
+                Lint::warning(
+                    "ddl-granted",
+                    format!(
+                        "ddl on {table:?}: the step may create, alter, drop or truncate the table"
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    fn unneeded(&self, needs: Option<&DbGrant>) -> Vec<String> {
+        let none = DbGrant::default();
+        let needs = needs.unwrap_or(&none);
+        StatementKind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                self.tables(kind)
+                    .difference(needs.tables(kind))
+                    .map(move |table| format!("{kind} on {table:?}"))
+            })
+            .collect()
+    }
+
+    fn widened(old: Option<&DbGrant>, new: &DbGrant) -> Vec<String> {
+        let none = DbGrant::default();
+        let old = old.unwrap_or(&none);
+        StatementKind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                new.tables(kind)
+                    .difference(old.tables(kind))
+                    .map(move |table| format!("{kind} on {table:?}"))
+            })
+            .collect()
+    }
 }
 
 /// Grants name tables exactly (no wildcards): a grant is a reviewable list.
@@ -150,4 +202,57 @@ fn is_table_name(name: &str) -> bool {
 pub struct Denied {
     pub kind: StatementKind,
     pub table: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn grant(select: &[&str], delete: &[&str], ddl: &[&str]) -> DbGrant {
+        DbGrant {
+            select: set(select),
+            delete: set(delete),
+            ddl: set(ddl),
+            ..DbGrant::default()
+        }
+    }
+
+    #[test]
+    fn writes_are_every_kind_but_select_and_ddl_is_linted() {
+        let g = grant(&["invoices"], &["invoices"], &["scratch"]);
+        assert_eq!(g.writes(), ["delete on \"invoices\"", "ddl on \"scratch\""]);
+        let lints = g.lints();
+        assert_eq!(lints.len(), 1);
+        assert_eq!(lints[0].code, "ddl-granted");
+        assert!(lints[0].message.contains("\"scratch\""));
+        assert!(grant(&["a"], &["a"], &[]).lints().is_empty());
+    }
+
+    #[test]
+    fn unneeded_is_what_the_manifest_does_not_declare() {
+        let g = grant(&["invoices", "customers"], &["invoices"], &[]);
+        let needs = grant(&["invoices"], &[], &[]);
+        assert_eq!(
+            g.unneeded(Some(&needs)),
+            ["select on \"customers\"", "delete on \"invoices\""]
+        );
+        assert_eq!(g.unneeded(None).len(), 3);
+        assert!(needs.unneeded(Some(&g)).is_empty());
+    }
+
+    #[test]
+    fn widened_is_what_new_allows_and_old_did_not() {
+        let old = grant(&["invoices"], &[], &[]);
+        let new = grant(&["invoices"], &["invoices"], &["invoices"]);
+        assert_eq!(
+            DbGrant::widened(Some(&old), &new),
+            ["delete on \"invoices\"", "ddl on \"invoices\""]
+        );
+        assert!(DbGrant::widened(Some(&new), &old).is_empty());
+        assert_eq!(DbGrant::widened(None, &old), ["select on \"invoices\""]);
+    }
 }

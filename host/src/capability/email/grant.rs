@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::capability::{GrantTable, Missing};
+use crate::capability::{GrantTable, Lint, Missing, budget_widened};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
 
@@ -93,6 +93,60 @@ impl GrantTable for EmailGrant {
         }
         vec![line]
     }
+
+    fn writes(&self) -> Vec<String> {
+        self.recipients
+            .iter()
+            .map(|r| format!("to {r:?}"))
+            .collect()
+    }
+
+    /// A `*` lets the plugin choose the address; a template entry is rendered from an
+    /// earlier step's output and is checked then.
+    fn lints(&self) -> Vec<Lint> {
+        self.recipients
+            .iter()
+            .filter(|r| !r.contains("{{") && r.contains('*'))
+            .map(|r| {
+                Lint::warning(
+                    "wildcard-recipient",
+                    format!("recipient pattern {r:?} lets the plugin mail any address it matches"),
+                )
+            })
+            .collect()
+    }
+
+    /// A pattern that matches nothing the manifest names (a template entry counts as
+    /// needed when the manifest declares email at all).
+    fn unneeded(&self, needs: Option<&EmailGrant>) -> Vec<String> {
+        self.recipients
+            .iter()
+            .filter(|p| match needs {
+                None => true,
+                Some(needs) => {
+                    !p.contains("{{") && !needs.recipients.iter().any(|n| glob_match(p, n))
+                }
+            })
+            .map(|p| format!("to {p:?}"))
+            .collect()
+    }
+
+    fn widened(old: Option<&EmailGrant>, new: &EmailGrant) -> Vec<String> {
+        let mut out: Vec<String> = new
+            .recipients
+            .iter()
+            .filter(|r| !old.is_some_and(|o| o.recipients.contains(*r)))
+            .map(|r| format!("to {r:?}"))
+            .collect();
+        if let Some(old) = old {
+            out.extend(budget_widened(
+                "max_per_run",
+                old.max_per_run.map(i64::from),
+                new.max_per_run.map(i64::from),
+            ));
+        }
+        out
+    }
 }
 
 impl EmailGrant {
@@ -166,7 +220,43 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::*;
+
+    fn grant(recipients: &[&str], max_per_run: Option<u32>) -> EmailGrant {
+        EmailGrant {
+            recipients: recipients.iter().map(|s| s.to_string()).collect(),
+            max_per_run,
+        }
+    }
+
+    #[test]
+    fn wildcards_are_linted_and_templates_are_not() {
+        let g = grant(
+            &["*@example.com", "ops@example.com", "{{ steps.a.output.x }}"],
+            None,
+        );
+        let lints = g.lints();
+        assert_eq!(lints.len(), 1);
+        assert_eq!(lints[0].code, "wildcard-recipient");
+        assert!(lints[0].message.contains("*@example.com"));
+        assert_eq!(g.writes().len(), 3);
+    }
+
+    #[test]
+    fn unneeded_and_widened_recipients() {
+        let g = grant(&["*@example.com", "ceo@corp.com"], Some(2));
+        let needs = grant(&["ops@example.com"], None);
+        assert_eq!(g.unneeded(Some(&needs)), ["to \"ceo@corp.com\""]);
+        let wider = grant(&["*@example.com", "*@corp.com"], None);
+        assert_eq!(
+            EmailGrant::widened(Some(&g), &wider),
+            [
+                "to \"*@corp.com\"".to_string(),
+                "max_per_run removed (was 2): no limit".to_string()
+            ]
+        );
+        assert!(EmailGrant::widened(Some(&g), &g).is_empty());
+    }
 
     #[test]
     fn a_pattern_covers_an_address_or_a_narrower_pattern() {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::operations::{stripe_operation, stripe_operation_names};
-use crate::capability::{GrantTable, Missing};
+use crate::capability::{GrantTable, Lint, Missing, budget_widened};
 use crate::spec::Diagnostics;
 use crate::spec::keys::closest;
 use crate::spec::read::{SpannedList, items};
@@ -126,6 +126,93 @@ impl GrantTable for StripeGrant {
         }
         lines
     }
+
+    fn writes(&self) -> Vec<String> {
+        self.write_operations()
+    }
+
+    /// Writes without `max_writes`, and refunds without a per-refund or per-run cap, are
+    /// bounded only by what the plugin decides to do.
+    fn lints(&self) -> Vec<Lint> {
+        let writes = self.write_operations();
+        let mut missing = Vec::new();
+        if !writes.is_empty() && self.max_writes.is_none() {
+            missing.push("max_writes");
+        }
+        if self.operations.contains("refunds.create") {
+            if self.max_refund_amount.is_none() {
+                missing.push("max_refund_amount");
+            }
+            if self.max_refund_total.is_none() {
+                missing.push("max_refund_total");
+            }
+        }
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        vec![Lint::warning(
+            "unbounded-stripe-writes",
+            format!(
+                "Stripe writes ({}) without {}: bounded only by what the plugin does",
+                writes.join(", "),
+                missing.join(", ")
+            ),
+        )]
+    }
+
+    /// Budgets are the operator's limits, never a plugin's need; only operations count.
+    fn unneeded(&self, needs: Option<&StripeGrant>) -> Vec<String> {
+        self.operations
+            .iter()
+            .filter(|op| !needs.is_some_and(|n| n.operations.contains(*op)))
+            .cloned()
+            .collect()
+    }
+
+    fn widened(old: Option<&StripeGrant>, new: &StripeGrant) -> Vec<String> {
+        let mut out: Vec<String> = new
+            .operations
+            .iter()
+            .filter(|op| !old.is_some_and(|o| o.operations.contains(*op)))
+            .cloned()
+            .collect();
+        if let Some(old) = old {
+            let budgets = [
+                (
+                    "max_refund_amount",
+                    old.max_refund_amount,
+                    new.max_refund_amount,
+                ),
+                (
+                    "max_refund_total",
+                    old.max_refund_total,
+                    new.max_refund_total,
+                ),
+                (
+                    "max_writes",
+                    old.max_writes.map(i64::from),
+                    new.max_writes.map(i64::from),
+                ),
+            ];
+            out.extend(
+                budgets
+                    .into_iter()
+                    .filter_map(|(key, was, now)| budget_widened(key, was, now)),
+            );
+        }
+        out
+    }
+}
+
+impl StripeGrant {
+    /// The granted operations that change something at Stripe.
+    fn write_operations(&self) -> Vec<String> {
+        self.operations
+            .iter()
+            .filter(|op| stripe_operation(op).is_some_and(|o| o.write))
+            .cloned()
+            .collect()
+    }
 }
 
 fn positive_amount(
@@ -143,4 +230,61 @@ fn positive_amount(
         return None;
     }
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(ops: &[&str], max_writes: Option<u32>) -> StripeGrant {
+        StripeGrant {
+            operations: ops.iter().map(|s| s.to_string()).collect(),
+            max_writes,
+            ..StripeGrant::default()
+        }
+    }
+
+    #[test]
+    fn writes_are_the_operations_that_change_something() {
+        let g = grant(&["invoices.retrieve", "subscriptions.cancel"], Some(1));
+        assert_eq!(g.writes(), ["subscriptions.cancel"]);
+        assert!(grant(&["invoices.retrieve"], None).writes().is_empty());
+    }
+
+    #[test]
+    fn writes_without_budgets_are_linted() {
+        assert!(grant(&["invoices.retrieve"], None).lints().is_empty());
+        assert!(grant(&["subscriptions.cancel"], Some(2)).lints().is_empty());
+        let lints = grant(&["subscriptions.cancel"], None).lints();
+        assert_eq!(lints[0].code, "unbounded-stripe-writes");
+        assert!(lints[0].message.contains("max_writes"), "{lints:?}");
+        let mut refunds = grant(&["refunds.create"], Some(3));
+        refunds.max_refund_amount = Some(500);
+        let lints = refunds.lints();
+        assert!(lints[0].message.contains("max_refund_total"), "{lints:?}");
+        assert!(!lints[0].message.contains("max_refund_amount"), "{lints:?}");
+        refunds.max_refund_total = Some(1000);
+        assert!(refunds.lints().is_empty());
+    }
+
+    #[test]
+    fn unneeded_operations_and_widened_budgets() {
+        let g = grant(&["invoices.retrieve", "refunds.create"], Some(3));
+        let needs = grant(&["invoices.retrieve"], None);
+        assert_eq!(g.unneeded(Some(&needs)), ["refunds.create"]);
+        assert_eq!(g.unneeded(None).len(), 2);
+
+        let raised = grant(&["invoices.retrieve", "refunds.create"], Some(5));
+        assert_eq!(
+            StripeGrant::widened(Some(&g), &raised),
+            ["max_writes raised from 3 to 5"]
+        );
+        let unbounded = grant(&["invoices.retrieve", "refunds.create"], None);
+        assert_eq!(
+            StripeGrant::widened(Some(&g), &unbounded),
+            ["max_writes removed (was 3): no limit"]
+        );
+        assert_eq!(StripeGrant::widened(Some(&needs), &g), ["refunds.create"]);
+        assert!(StripeGrant::widened(Some(&raised), &g).is_empty());
+    }
 }

@@ -68,4 +68,52 @@ impl GrantTable for WebhookGrant {
         let endpoints: Vec<&str> = self.endpoints.iter().map(String::as_str).collect();
         vec![format!("endpoints: {}", endpoints.join(", "))]
     }
+
+    /// Endpoints are names from runbook.toml, never patterns: nothing to lint.
+    fn writes(&self) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .map(|e| format!("deliveries to endpoint {e:?}"))
+            .collect()
+    }
+
+    /// A manifest that declares webhook access needs whichever endpoints the operator
+    /// names; without that declaration every endpoint is unneeded.
+    fn unneeded(&self, needs: Option<&WebhookGrant>) -> Vec<String> {
+        match needs {
+            Some(_) => Vec::new(),
+            None => self.writes(),
+        }
+    }
+
+    fn widened(old: Option<&WebhookGrant>, new: &WebhookGrant) -> Vec<String> {
+        new.endpoints
+            .iter()
+            .filter(|e| !old.is_some_and(|o| o.endpoints.contains(*e)))
+            .map(|e| format!("deliveries to endpoint {e:?}"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_writes_and_new_ones_widen() {
+        let old = WebhookGrant {
+            endpoints: ["app".to_string()].into(),
+        };
+        let new = WebhookGrant {
+            endpoints: ["app".to_string(), "crm".to_string()].into(),
+        };
+        assert_eq!(old.writes(), ["deliveries to endpoint \"app\""]);
+        assert!(old.lints().is_empty());
+        assert_eq!(
+            WebhookGrant::widened(Some(&old), &new),
+            ["deliveries to endpoint \"crm\""]
+        );
+        assert!(new.unneeded(Some(&WebhookGrant::default())).is_empty());
+        assert_eq!(new.unneeded(None).len(), 2);
+    }
 }
