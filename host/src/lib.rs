@@ -7,6 +7,7 @@ pub mod cli;
 mod contract;
 pub mod exec;
 pub mod plugin;
+pub mod review;
 pub mod runtime;
 pub mod spec;
 pub mod state;

@@ -181,13 +181,19 @@ fn demo() -> Result<()> {
         .arg("--config")
         .arg(&config)
         .args(["db", "init", "--demo", "--schema", "runbooks/schema"]))?;
+    // Pin the plugins just built, so the demo runs a locked workspace.
+    run(Command::new(&runbook)
+        .current_dir(&root)
+        .arg("--config")
+        .arg(&config)
+        .args(["plugins", "lock"]))?;
     run(Command::new(&runbook)
         .current_dir(&root)
         .arg("--config")
         .arg(&config)
         .args(["exec", "webhook-failure", "--as", "demo-operator"]))?;
     eprintln!(
-        "\nTry next:\n  {r} --config {c} runs\n  {r} --config {c} exec billing-report\n  {r} --config {c} audit verify",
+        "\nTry next:\n  {r} --config {c} runs\n  {r} --config {c} grants\n  {r} --config {c} exec billing-report\n  {r} --config {c} audit verify",
         r = "target/debug/runbook",
         c = "target/demo/runbook.toml"
     );

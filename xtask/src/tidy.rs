@@ -31,6 +31,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         ],
     ),
     ("exec", &["cli"]),
+    // The review reads files and plugins; it runs nothing and opens no database.
+    ("review", &["cli", "exec", "state", "target"]),
 ];
 
 /// Every problem in the tree at `root`, one line each.

@@ -59,12 +59,14 @@ pub(super) struct Engine {
     pub state: crate::state::StateStore,
     pub target: TargetDb,
     pub runtime: Runtime,
+    pub lock: Option<crate::spec::lock::Lockfile>,
 }
 
 impl Engine {
     pub async fn open(config: Option<&Path>) -> Result<Engine, Reported> {
         let session = Session::open(config)?;
         let plugins = session.plugins();
+        let lock = session.lockfile()?;
         let state = session.state().await?;
         let target = TargetDb::connect(session.config.target_url.expose())
             .await
@@ -85,6 +87,7 @@ impl Engine {
             state,
             target,
             runtime,
+            lock,
         })
     }
 
@@ -101,6 +104,7 @@ impl Engine {
             dry_run,
             groups: self.session.config.groups.clone(),
             lease_ttl: self.session.config.lease,
+            lock: self.lock.clone(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `runbook list|show|validate|plugins`: read-only views of runbooks and plugins.
+//! `runbook list|show|validate|plugins`: read-only views of runbooks and plugins
+//! (`validate` also compares the plugins with runbook.lock).
 
 use std::path::{Path, PathBuf};
 
@@ -6,11 +7,14 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::exit;
-use super::output::say;
-use super::output::{self, BOLD, DIM, FAIL, OK};
+use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
+use super::output::{say, say_err};
 use super::session::{Reported, Session};
 use crate::capability::{Grants, Interface};
+use crate::plugin::PluginDirectory;
+use crate::plugin::lock::{check, digests};
 use crate::runtime::Runtime;
+use crate::spec::lock::{load_lockfile, lock_path};
 use crate::spec::runbook::load_runbook;
 
 #[derive(Debug, Args)]
@@ -38,8 +42,12 @@ pub struct ValidateArgs {
     json: bool,
 }
 
+/// `runbook plugins` lists; `runbook plugins lock` writes or checks runbook.lock.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct PluginsArgs {
+    #[command(subcommand)]
+    pub command: Option<super::lock::PluginsCommand>,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -173,6 +181,10 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
             }
         }
     }
+    if let Some(entry) = validate_lock(&session, &plugins, args.json) {
+        all_ok = false;
+        results.push(entry);
+    }
     if args.json {
         output::json(&results);
     } else {
@@ -189,6 +201,47 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
         }
     }
     if all_ok { exit::SUCCESS } else { exit::INVALID }
+}
+
+/// The installed plugins against runbook.lock: `None` when they match (or there is no
+/// lockfile, which is only warned about); otherwise an entry of `validate`'s result list
+/// for the lockfile, its problems as errors.
+fn validate_lock(session: &Session, plugins: &PluginDirectory, json: bool) -> Option<Value> {
+    let path = lock_path(&session.config);
+    let errors: Vec<Value> = match load_lockfile(&path) {
+        Ok(None) => {
+            say_err!(
+                "{WARN}warning{WARN:#}: no {}: plugins are not pinned (write one with `runbook plugins lock`)",
+                path.display()
+            );
+            return None;
+        }
+        Ok(Some(lock)) => {
+            let (installed, unreadable) = digests(plugins);
+            let result = check(&lock, &installed, unreadable);
+            if !json {
+                for problem in result.problems() {
+                    output::error(&format!("{}: {problem}", path.display()));
+                }
+            }
+            result
+                .problems()
+                .into_iter()
+                .map(|message| json!({ "file": path, "message": message }))
+                .collect()
+        }
+        Err(diagnostics) => {
+            if !json {
+                output::diagnostics(&diagnostics);
+            }
+            diagnostics
+                .to_json()
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    (!errors.is_empty()).then(|| json!({ "file": path, "valid": false, "errors": errors }))
 }
 
 pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {

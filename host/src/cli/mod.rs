@@ -4,7 +4,9 @@ mod audit;
 mod control;
 mod db;
 mod exec;
+mod grants;
 mod inspect;
+mod lock;
 mod output;
 mod runs;
 mod session;
@@ -62,8 +64,13 @@ enum Command {
     Show(inspect::ShowArgs),
     /// Check runbook files (all of them by default) without running anything
     Validate(inspect::ValidateArgs),
-    /// List installed plugins with their digest, imported interfaces and declared needs
+    /// List installed plugins with their digest, imported interfaces and declared needs;
+    /// `plugins lock` pins their digests in runbook.lock
     Plugins(inspect::PluginsArgs),
+    /// Review what every step may do: grants, writes and lints; `--diff <rev>` shows what
+    /// a change widens
+    #[command(after_help = grants::AFTER_HELP)]
+    Grants(grants::GrantsArgs),
     /// Run a runbook
     #[command(after_help = EXIT_CODES)]
     Exec(exec::ExecArgs),
@@ -111,7 +118,11 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::List(args) => inspect::list(config, args).await,
         Command::Show(args) => inspect::show(config, args).await,
         Command::Validate(args) => inspect::validate(config, args).await,
-        Command::Plugins(args) => inspect::plugins(config, args).await,
+        Command::Plugins(args) => match args.command {
+            Some(lock::PluginsCommand::Lock(lock_args)) => lock::lock(config, lock_args).await,
+            None => inspect::plugins(config, args).await,
+        },
+        Command::Grants(args) => grants::grants(config, args).await,
         Command::Exec(args) => exec::exec(config, args).await,
         Command::Approve(args) => control::approve(config, args).await,
         Command::Reject(args) => control::reject(config, args).await,

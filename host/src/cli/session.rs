@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::plugin::PluginDirectory;
 use crate::spec::config::Config;
+use crate::spec::lock::{Lockfile, load_lockfile, lock_path};
 use crate::spec::runbook::{Runbook, load_runbook};
 use crate::state::StateStore;
 
@@ -39,6 +40,15 @@ impl Session {
             say_err!("{WARN}warning{WARN:#}: {}", problem);
         }
         plugins
+    }
+
+    /// `runbook.lock` beside `runbook.toml`; `None` when there is none. A lockfile that
+    /// does not parse is reported (exit 2): pinning must not silently switch off.
+    pub fn lockfile(&self) -> Result<Option<Lockfile>, Reported> {
+        load_lockfile(&lock_path(&self.config)).map_err(|d| {
+            output::diagnostics(&d);
+            Reported(exit::INVALID)
+        })
     }
 
     pub async fn state(&self) -> Result<StateStore, Reported> {

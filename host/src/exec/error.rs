@@ -22,6 +22,17 @@ pub enum ExecError {
         plugin: String,
         interfaces: Vec<Interface>,
     },
+    #[error(
+        "step `{step}`: plugin `{plugin}` is sha256:{actual}, but runbook.lock {}; refused before running anything (review the plugin, then `runbook plugins lock`)",
+        lock_entry(.locked)
+    )]
+    NotLocked {
+        step: String,
+        plugin: String,
+        /// `None`: a lockfile exists but does not name the plugin.
+        locked: Option<String>,
+        actual: String,
+    },
     #[error("state store: {0}")]
     State(StateError),
     #[error("target database: {0}")]
@@ -79,6 +90,14 @@ pub enum ExecError {
     },
 }
 
+/// What runbook.lock says of a plugin, for [`ExecError::NotLocked`].
+fn lock_entry(locked: &Option<String>) -> String {
+    match locked {
+        Some(locked) => format!("has sha256:{locked}"),
+        None => "does not list it".to_string(),
+    }
+}
+
 impl From<StateError> for ExecError {
     fn from(e: StateError) -> ExecError {
         match e {
@@ -116,6 +135,7 @@ impl ExecError {
             | ExecError::MissingPlugin { .. }
             | ExecError::Load(_)
             | ExecError::Refused { .. }
+            | ExecError::NotLocked { .. }
             | ExecError::Concurrent { .. }
             | ExecError::NoSuchRun(_)
             | ExecError::RunbookChanged { .. }

@@ -33,6 +33,7 @@ use crate::capability::AnalysisCache;
 use crate::capability::{RunBudget, Services};
 use crate::plugin::PluginDirectory;
 use crate::runtime::{Runtime, StepLimits};
+use crate::spec::lock::Lockfile;
 use crate::spec::runbook::{Runbook, Step};
 use crate::state::{LogLine, StateStore};
 use crate::target::{StepTransaction, TargetDb};
@@ -76,6 +77,8 @@ pub struct Executor<'a> {
     pub groups: Groups,
     /// How long a run's lease lasts without a heartbeat before it counts as interrupted.
     pub lease_ttl: Duration,
+    /// `runbook.lock`, when there is one: every plugin must have its locked digest.
+    pub lock: Option<Lockfile>,
 }
 
 /// Per-run things every step shares.

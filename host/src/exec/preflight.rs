@@ -1,6 +1,7 @@
 //! Checks before anything runs: approver groups exist, every plugin the runbook names
-//! (rollback plugins too) is installed and loads, and each step's grant covers what its
-//! component really imports. A refusal is audited and nothing runs.
+//! (rollback plugins too) is installed, loads and has the digest `runbook.lock` pins (when
+//! there is a lockfile), and each step's grant covers what its component really imports.
+//! A refusal is audited and nothing runs.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -88,6 +89,27 @@ impl Executor<'_> {
                     }
                 }
             };
+            // The digest of the bytes just loaded, so what runs is what was compared.
+            if let Some(lock) = &self.lock {
+                let locked = lock.plugins.get(name.as_str());
+                if locked != Some(&plugin.digest) {
+                    let detail = json!({
+                        "runbook": runbook.name,
+                        "step": step.id,
+                        "plugin_digest": plugin.digest,
+                        "locked_digest": locked,
+                    });
+                    let digest = Some(plugin.digest.clone());
+                    self.audit_refusal(operator, step, name, digest, detail)
+                        .await?;
+                    return Err(ExecError::NotLocked {
+                        step: step.id.clone(),
+                        plugin: name.clone(),
+                        locked: locked.cloned(),
+                        actual: plugin.digest.clone(),
+                    });
+                }
+            }
             let ungranted = plugin.ungranted_imports(grants);
             if !ungranted.is_empty() {
                 let detail = json!({

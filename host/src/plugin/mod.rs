@@ -1,5 +1,8 @@
 //! Plugins on disk: each is `<name>.wasm` (a component) with its manifest `<name>.toml`
-//! beside it, in one of the configured plugin folders.
+//! beside it, in one of the configured plugin folders; [`lock`] compares them with
+//! `runbook.lock`.
+
+pub mod lock;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

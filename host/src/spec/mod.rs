@@ -3,7 +3,8 @@
 //! every problem lands in one [`Diagnostics`] with file:line:column.
 //!
 //! One folder per file kind: [`config`] (`runbook.toml`), [`runbook`] (runbook files)
-//! and [`manifest`] (plugin manifests), each raw → validate → model. Shared here: the
+//! and [`manifest`] (plugin manifests), each raw → validate → model; [`lock`]
+//! (`runbook.lock`, small enough for one file). Shared here: the
 //! reader ([`read`]), allowed keys and did-you-mean ([`keys`]), value
 //! rules ([`values`]), the limits table of `[limits]` and `[steps.limits]` ([`limits`]) and the diagnostics themselves ([`diagnostic`]).
 
@@ -11,6 +12,7 @@ pub mod config;
 pub mod diagnostic;
 pub(crate) mod keys;
 pub mod limits;
+pub mod lock;
 pub mod manifest;
 pub(crate) mod read;
 pub mod runbook;

@@ -1,0 +1,150 @@
+//! `runbook grants --diff <rev>`: what the workspace now allows that it did not at the
+//! revision, per runbook and step (new steps with grants, new writes, raised budgets,
+//! new recipients, new interface imports, ddl, removed approval gates), and what it no
+//! longer allows. Widenings are the point; `--deny widenings` fails on any.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{GrantReview, Role, StepReview};
+use crate::capability::Grants;
+
+/// What `runbook grants --diff <rev> --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantDiff {
+    /// The revision compared with, as given.
+    pub rev: String,
+    /// What could not be compared (untracked plugin components, folders outside git).
+    pub notes: Vec<String>,
+    /// Only entries with a difference, in the order of the current review (removed
+    /// entries last).
+    pub steps: Vec<StepDiff>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepDiff {
+    pub runbook: String,
+    pub step: String,
+    pub role: Role,
+    /// What the step may do now and could not before.
+    pub widened: Vec<String>,
+    /// What it could do before and may not now.
+    pub narrowed: Vec<String>,
+    /// Changes that neither widen nor narrow the grant but need a look (another plugin
+    /// or component).
+    pub changed: Vec<String>,
+}
+
+impl GrantDiff {
+    pub fn widens(&self) -> bool {
+        self.steps.iter().any(|s| !s.widened.is_empty())
+    }
+}
+
+type Key<'a> = (&'a str, &'a str, Role);
+
+/// The entries of `review` by (runbook, step, role).
+fn entries(review: &GrantReview) -> BTreeMap<Key<'_>, &StepReview> {
+    review
+        .runbooks
+        .iter()
+        .flat_map(|r| {
+            r.steps
+                .iter()
+                .map(move |s| ((r.name.as_str(), s.step.as_str(), s.role), s))
+        })
+        .collect()
+}
+
+/// `new` compared with `old` (the review at `rev`).
+pub fn diff(rev: &str, notes: Vec<String>, old: &GrantReview, new: &GrantReview) -> GrantDiff {
+    let before = entries(old);
+    let after = entries(new);
+    let mut steps = Vec::new();
+    for runbook in &new.runbooks {
+        for step in &runbook.steps {
+            let key = (runbook.name.as_str(), step.step.as_str(), step.role);
+            let found = compare(before.get(&key).copied(), step);
+            push(&mut steps, &runbook.name, step, found);
+        }
+    }
+    for ((runbook, _, _), step) in &before {
+        let key = (*runbook, step.step.as_str(), step.role);
+        if !after.contains_key(&key) {
+            let mut narrowed = vec!["removed".to_string()];
+            narrowed.extend(Grants::widened(&Grants::default(), &step.granted));
+            push(
+                &mut steps,
+                runbook,
+                step,
+                (Vec::new(), narrowed, Vec::new()),
+            );
+        }
+    }
+    GrantDiff {
+        rev: rev.to_string(),
+        notes,
+        steps,
+    }
+}
+
+fn push(
+    out: &mut Vec<StepDiff>,
+    runbook: &str,
+    step: &StepReview,
+    (widened, narrowed, changed): (Vec<String>, Vec<String>, Vec<String>),
+) {
+    if widened.is_empty() && narrowed.is_empty() && changed.is_empty() {
+        return;
+    }
+    out.push(StepDiff {
+        runbook: runbook.to_string(),
+        step: step.step.clone(),
+        role: step.role,
+        widened,
+        narrowed,
+        changed,
+    });
+}
+
+/// (widened, narrowed, changed) from `old` (`None`: a new entry) to `new`.
+fn compare(old: Option<&StepReview>, new: &StepReview) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let none = Grants::default();
+    let old_grants = old.map_or(&none, |o| &o.granted);
+    let mut widened = Grants::widened(old_grants, &new.granted);
+    let mut narrowed = Grants::widened(&new.granted, old_grants);
+    let mut changed = Vec::new();
+    let Some(old) = old else {
+        if !widened.is_empty() {
+            widened.insert(0, "new entry with grants".to_string());
+        }
+        return (widened, narrowed, changed);
+    };
+    if let (Some(was), Some(now)) = (&old.imports, &new.imports) {
+        widened.extend(
+            now.iter()
+                .filter(|i| !was.contains(i))
+                .map(|i| format!("imports the `{i}` interface")),
+        );
+        narrowed.extend(
+            was.iter()
+                .filter(|i| !now.contains(i))
+                .map(|i| format!("no longer imports the `{i}` interface")),
+        );
+    }
+    if old.gated && !new.gated && !new.writes.is_empty() {
+        widened.push("no approval step comes before it any more".to_string());
+    }
+    if !old.gated && new.gated {
+        narrowed.push("an approval step now comes before it".to_string());
+    }
+    if old.plugin != new.plugin {
+        changed.push(format!("plugin `{}` → `{}`", old.plugin, new.plugin));
+    } else if let (Some(was), Some(now)) = (&old.digest, &new.digest)
+        && was != now
+    {
+        changed.push(format!("component sha256:{was} → sha256:{now}"));
+    }
+    (widened, narrowed, changed)
+}
