@@ -262,3 +262,45 @@ fn diff_shows_what_a_commit_widens_and_deny_widenings_fails() {
         stderr(&out)
     );
 }
+
+#[test]
+fn diff_reads_tracked_plugin_components_and_shows_a_changed_one() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let built = support::repo_root().join("target/plugins");
+    let plugins = ws.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for file in ["quota-reset.wasm", "quota-reset.toml"] {
+        std::fs::copy(built.join(file), plugins.join(file)).unwrap();
+    }
+    std::fs::write(
+        ws.path().join("runbook.toml"),
+        format!(
+            "[target]\nurl = \"{}\"\n[state]\nurl = \"sqlite://state.db\"\n[paths]\nplugins = [\"plugins\", \"{}\"]\nrunbooks = [\"runbooks\"]\ncache = \"{}\"\n",
+            ws.target_url,
+            built.display(),
+            ws.cache_dir().display()
+        ),
+    )
+    .unwrap();
+    ws.add_runbook("careful-reset", CAREFUL);
+    git(&ws, &["init", "-q"]);
+    git(&ws, &["add", "runbook.toml", "runbooks", "plugins"]);
+    git(&ws, &["commit", "-q", "-m", "reviewed"]);
+    // Another component under the same name.
+    std::fs::copy(
+        built.join("quota-verify.wasm"),
+        plugins.join("quota-reset.wasm"),
+    )
+    .unwrap();
+
+    let diff = ws.json(&["grants", "--diff", "HEAD", "--json"]);
+    let steps = diff["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{diff}");
+    assert_eq!(steps[0]["step"], "reset");
+    let changed = steps[0]["changed"][0].as_str().unwrap();
+    assert!(changed.starts_with("component sha256:"), "{diff}");
+    // The built plugins outside this repository are named in a note; ours are not.
+    let notes = diff["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{diff}");
+    assert!(notes[0].as_str().unwrap().contains(&built.display().to_string()));
+}

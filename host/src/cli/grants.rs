@@ -155,8 +155,20 @@ fn role_name(role: Role) -> &'static str {
 
 fn show_step(step: &StepReview) {
     let role = role_name(step.role);
-    if step.role == Role::Approval {
-        say!("  {DIM}{}{DIM:#} {BOLD}{}{BOLD:#}", role, step.step);
+    if let Some(gate) = &step.gate {
+        say!(
+            "  {DIM}{}{DIM:#} {BOLD}{}{BOLD:#}: {} of {}{}, on timeout {}",
+            role,
+            step.step,
+            gate.required,
+            gate.approvers.join(", "),
+            if gate.allow_self {
+                " (self-approval allowed)"
+            } else {
+                ""
+            },
+            gate.on_timeout
+        );
         return;
     }
     say!(

@@ -1,13 +1,13 @@
 //! `runbook grants --diff <rev>`: what the workspace now allows that it did not at the
 //! revision, per runbook and step (new steps with grants, new writes, raised budgets,
-//! new recipients, new interface imports, ddl, removed approval gates), and what it no
-//! longer allows. Widenings are the point; `--deny widenings` fails on any.
+//! new recipients, new interface imports, ddl, removed or weakened approval gates), and
+//! what it no longer allows. Widenings are the point; `--deny widenings` fails on any.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{GrantReview, Role, StepReview};
+use super::{Gate, GrantReview, Role, StepReview};
 use crate::capability::Grants;
 
 /// What `runbook grants --diff <rev> --json` prints.
@@ -139,6 +139,11 @@ fn compare(old: Option<&StepReview>, new: &StepReview) -> (Vec<String>, Vec<Stri
     if !old.gated && new.gated {
         narrowed.push("an approval step now comes before it".to_string());
     }
+    if let (Some(was), Some(now)) = (&old.gate, &new.gate) {
+        let (weaker, stronger) = gate_changes(was, now);
+        widened.extend(weaker);
+        narrowed.extend(stronger);
+    }
     if old.plugin != new.plugin {
         changed.push(format!("plugin `{}` → `{}`", old.plugin, new.plugin));
     } else if let (Some(was), Some(now)) = (&old.digest, &new.digest)
@@ -147,4 +152,41 @@ fn compare(old: Option<&StepReview>, new: &StepReview) -> (Vec<String>, Vec<Stri
         changed.push(format!("component sha256:{was} → sha256:{now}"));
     }
     (widened, narrowed, changed)
+}
+
+/// How an approval gate got weaker (more approvers, fewer approvals needed,
+/// self-approval, continuing on timeout) and stronger.
+fn gate_changes(old: &Gate, new: &Gate) -> (Vec<String>, Vec<String>) {
+    let mut weaker: Vec<String> = new
+        .approvers
+        .iter()
+        .filter(|a| !old.approvers.contains(a))
+        .map(|a| format!("approver `{a}` added"))
+        .collect();
+    let mut stronger: Vec<String> = old
+        .approvers
+        .iter()
+        .filter(|a| !new.approvers.contains(a))
+        .map(|a| format!("approver `{a}` removed"))
+        .collect();
+    let required = format!("approvals required: {} → {}", old.required, new.required);
+    if new.required < old.required {
+        weaker.push(required);
+    } else if new.required > old.required {
+        stronger.push(required);
+    }
+    if new.allow_self && !old.allow_self {
+        weaker.push("the operator may now approve their own run".to_string());
+    } else if old.allow_self && !new.allow_self {
+        stronger.push("the operator may no longer approve their own run".to_string());
+    }
+    if new.on_timeout != old.on_timeout {
+        let line = format!("on timeout: {} → {}", old.on_timeout, new.on_timeout);
+        if new.on_timeout == "continue" {
+            weaker.push(line);
+        } else {
+            stronger.push(line);
+        }
+    }
+    (weaker, stronger)
 }

@@ -77,12 +77,26 @@ pub struct StepReview {
     /// What the grant lets the step change.
     pub writes: Vec<String>,
     pub lints: Vec<Lint>,
+    /// Who must approve, for an approval gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
     /// The grants themselves, for `--diff`.
     #[serde(skip)]
     pub granted: Grants,
     /// Whether an approval gate is at or before this step.
     #[serde(skip)]
     pub gated: bool,
+}
+
+/// An approval gate as the review shows it: who, how many, and what a timeout does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gate {
+    /// People and `group:<name>` entries.
+    pub approvers: Vec<String>,
+    pub required: u32,
+    pub allow_self: bool,
+    /// `reject` or `continue`.
+    pub on_timeout: &'static str,
 }
 
 impl GrantReview {
@@ -139,7 +153,7 @@ fn review_runbook(file: &str, runbook: &Runbook, inputs: &Inputs) -> RunbookRevi
     let mut steps = Vec::new();
     let mut gated = false;
     for step in &runbook.steps {
-        if step.approval.is_some() {
+        if let Some(approval) = &step.approval {
             gated = true;
             steps.push(StepReview {
                 step: step.id.clone(),
@@ -151,6 +165,12 @@ fn review_runbook(file: &str, runbook: &Runbook, inputs: &Inputs) -> RunbookRevi
                 grants: Vec::new(),
                 writes: Vec::new(),
                 lints: Vec::new(),
+                gate: Some(Gate {
+                    approvers: approval.approvers.clone(),
+                    required: approval.required,
+                    allow_self: approval.allow_self,
+                    on_timeout: approval.on_timeout.as_str(),
+                }),
                 granted: Grants::default(),
                 gated,
             });
@@ -239,6 +259,7 @@ fn review_step(entry: &Entry<'_>, inputs: &Inputs) -> StepReview {
         grants: entry.grants.describe(),
         writes,
         lints,
+        gate: None,
         granted: entry.grants.clone(),
         gated: entry.gated,
     }

@@ -193,3 +193,28 @@ fn the_diff_lists_what_a_change_widens_and_narrows() {
 
     assert!(super::diff("HEAD", Vec::new(), &old, &old).steps.is_empty());
 }
+
+#[test]
+fn a_weaker_approval_gate_is_a_widening() {
+    let old = review(&inputs(APPROVAL, &["db"], None));
+    let weaker = APPROVAL.replace(
+        "approvers = [\"alice\"]",
+        "approvers = [\"alice\", \"bob\"]\nallow_self = true\non_timeout = \"continue\"\ntimeout = \"1h\"",
+    );
+    let new = review(&inputs(&weaker, &["db"], None));
+    let diff = super::diff("HEAD", Vec::new(), &old, &new);
+    assert_eq!(
+        diff.steps[0].widened,
+        [
+            "approver `bob` added",
+            "the operator may now approve their own run",
+            "on timeout: reject → continue"
+        ]
+    );
+    assert_eq!(diff.steps[0].role, Role::Approval);
+    let json = serde_json::to_value(&new).unwrap();
+    assert_eq!(json["runbooks"][0]["steps"][0]["gate"]["required"], 1);
+    let back = super::diff("HEAD", Vec::new(), &new, &old);
+    assert!(!back.widens());
+    assert_eq!(back.steps[0].narrowed.len(), 3);
+}
