@@ -302,5 +302,10 @@ fn diff_reads_tracked_plugin_components_and_shows_a_changed_one() {
     // The built plugins outside this repository are named in a note; ours are not.
     let notes = diff["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1, "{diff}");
-    assert!(notes[0].as_str().unwrap().contains(&built.display().to_string()));
+    assert!(
+        notes[0]
+            .as_str()
+            .unwrap()
+            .contains(&built.display().to_string())
+    );
 }

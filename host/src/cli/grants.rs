@@ -66,7 +66,8 @@ fn run(config: Option<&Path>, args: GrantsArgs) -> Result<u8, Reported> {
         Reported(exit::FAILED)
     })?;
     let path = lock_path(&session.config);
-    let now = review::current(&session.runbook_files(), &plugins, &runtime, lock, &path);
+    let files = session.runbook_files();
+    let now = review::current(&session.config, &files, &plugins, &runtime, lock);
     let mut current = review::review(&now);
     if let Some(name) = &args.runbook {
         current.retain_runbook(name);

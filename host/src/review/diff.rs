@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Gate, GrantReview, Role, StepReview};
+use super::{Gate, GrantReview, Role, Settings, StepReview};
 use crate::capability::Grants;
 
 /// What `runbook grants --diff <rev> --json` prints.
@@ -65,7 +65,10 @@ pub fn diff(rev: &str, notes: Vec<String>, old: &GrantReview, new: &GrantReview)
     for runbook in &new.runbooks {
         for step in &runbook.steps {
             let key = (runbook.name.as_str(), step.step.as_str(), step.role);
-            let found = compare(before.get(&key).copied(), step);
+            let mut found = compare(before.get(&key).copied(), step);
+            let (wider, narrower) = settings_changes(&old.settings, &new.settings, step);
+            found.0.extend(wider);
+            found.1.extend(narrower);
             push(&mut steps, &runbook.name, step, found);
         }
     }
@@ -152,6 +155,49 @@ fn compare(old: Option<&StepReview>, new: &StepReview) -> (Vec<String>, Vec<Stri
         changed.push(format!("component sha256:{was} → sha256:{now}"));
     }
     (widened, narrowed, changed)
+}
+
+/// What `runbook.toml` changed under a step: a granted endpoint's URL, an approver
+/// group's members.
+fn settings_changes(
+    old: &Settings,
+    new: &Settings,
+    step: &StepReview,
+) -> (Vec<String>, Vec<String>) {
+    let mut wider = Vec::new();
+    let mut narrower = Vec::new();
+    let endpoints = step.granted.webhook.iter().flat_map(|w| w.endpoints.iter());
+    for name in endpoints {
+        let (was, now) = (old.endpoints.get(name), new.endpoints.get(name));
+        if was != now && now.is_some() {
+            wider.push(format!(
+                "endpoint `{name}` now delivers to {} (was {})",
+                now.map_or("nothing", String::as_str),
+                was.map_or("not configured", String::as_str)
+            ));
+        }
+    }
+    let groups = step
+        .gate
+        .iter()
+        .flat_map(|g| g.approvers.iter())
+        .filter_map(|a| a.strip_prefix("group:"));
+    for group in groups {
+        let none = Vec::new();
+        let was = old.groups.get(group).unwrap_or(&none);
+        let now = new.groups.get(group).unwrap_or(&none);
+        wider.extend(
+            now.iter()
+                .filter(|m| !was.contains(m))
+                .map(|m| format!("group `{group}` gains approver `{m}`")),
+        );
+        narrower.extend(
+            was.iter()
+                .filter(|m| !now.contains(m))
+                .map(|m| format!("group `{group}` loses approver `{m}`")),
+        );
+    }
+    (wider, narrower)
 }
 
 /// How an approval gate got weaker (more approvers, fewer approvals needed,

@@ -75,8 +75,11 @@ impl Revision {
         let Some(relative) = self.relative(dir) else {
             return Ok(None);
         };
+        // `dir/` lists the folder's entries; the top folder is `.`.
         let mut folder = relative.display().to_string();
-        if !folder.is_empty() {
+        if folder.is_empty() {
+            folder.push('.');
+        } else {
             folder.push('/');
         }
         let out = git(

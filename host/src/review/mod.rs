@@ -25,7 +25,7 @@ use crate::spec::runbook::Runbook;
 
 pub use diff::{GrantDiff, StepDiff, diff};
 pub use git::{GitError, Revision};
-pub use workspace::{Inputs, PluginFacts, RunbookSource, at_revision, current};
+pub use workspace::{Inputs, PluginFacts, RunbookSource, Settings, at_revision, current};
 
 /// What `runbook grants --json` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +35,9 @@ pub struct GrantReview {
     /// Lints about the workspace as a whole (`no-lockfile`).
     pub lints: Vec<Lint>,
     pub runbooks: Vec<RunbookReview>,
+    /// Endpoint URLs and approver groups, for `--diff`.
+    #[serde(skip)]
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +149,7 @@ pub fn review(inputs: &Inputs) -> GrantReview {
         lockfile: inputs.lock_path.clone().filter(|_| inputs.lock.is_some()),
         lints,
         runbooks,
+        settings: inputs.settings.clone(),
     }
 }
 

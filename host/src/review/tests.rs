@@ -61,6 +61,7 @@ fn inputs(body: &str, imports: &[&str], lock: Option<Lockfile>) -> Inputs {
             loaded: Ok(runbook),
         }],
         plugins,
+        settings: Settings::default(),
         lock,
         lock_path: Some("runbook.lock".into()),
         notes: Vec::new(),
@@ -217,4 +218,37 @@ fn a_weaker_approval_gate_is_a_widening() {
     let back = super::diff("HEAD", Vec::new(), &new, &old);
     assert!(!back.widens());
     assert_eq!(back.steps[0].narrowed.len(), 3);
+}
+
+#[test]
+fn runbook_toml_widens_through_endpoint_urls_and_approver_groups() {
+    let body = format!(
+        "{}{RESET}[steps.grants.webhook]\nendpoints = [\"app\"]\n",
+        APPROVAL.replace("\"alice\"", "\"group:leads\"")
+    );
+    let settings = |url: &str, leads: &[&str]| Settings {
+        endpoints: [("app".to_string(), url.to_string())].into(),
+        groups: [(
+            "leads".to_string(),
+            leads.iter().map(|s| s.to_string()).collect(),
+        )]
+        .into(),
+    };
+    let mut old = inputs(&body, &["db"], None);
+    old.settings = settings("https://app.internal/hook", &["alice"]);
+    let mut new = inputs(&body, &["db"], None);
+    new.settings = settings("https://elsewhere.example/hook", &["alice", "mallory"]);
+    let diff = super::diff("HEAD", Vec::new(), &review(&old), &review(&new));
+    let widened: Vec<&str> = diff
+        .steps
+        .iter()
+        .flat_map(|s| s.widened.iter().map(String::as_str))
+        .collect();
+    assert_eq!(
+        widened,
+        [
+            "group `leads` gains approver `mallory`",
+            "endpoint `app` now delivers to https://elsewhere.example/hook (was https://app.internal/hook)"
+        ]
+    );
 }

@@ -10,8 +10,8 @@ use crate::capability::{Grants, Interface};
 use crate::plugin::PluginDirectory;
 use crate::plugin::lock::digest;
 use crate::runtime::{Runtime, sha256_hex};
-use crate::spec::config::Config;
-use crate::spec::lock::Lockfile;
+use crate::spec::config::{CONFIG_FILE, Config};
+use crate::spec::lock::{Lockfile, lock_path};
 use crate::spec::manifest::{PluginManifest, parse_plugin_manifest};
 use crate::spec::runbook::{Runbook, load_runbook, parse_runbook};
 
@@ -20,11 +20,35 @@ use crate::spec::runbook::{Runbook, load_runbook, parse_runbook};
 pub struct Inputs {
     pub runbooks: Vec<RunbookSource>,
     pub plugins: BTreeMap<String, PluginFacts>,
+    /// What of `runbook.toml` widens a grant or a gate without touching a runbook.
+    pub settings: Settings,
     pub lock: Option<Lockfile>,
     /// Where the lockfile is (or would be).
     pub lock_path: Option<String>,
     /// What could not be compared, for the reader of a diff.
     pub notes: Vec<String>,
+}
+
+/// The parts of `runbook.toml` a grant or a gate points at by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Webhook endpoint name → URL.
+    pub endpoints: BTreeMap<String, String>,
+    /// Approver group → members.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+impl Settings {
+    pub fn of(config: &Config) -> Settings {
+        Settings {
+            endpoints: config
+                .webhooks
+                .iter()
+                .map(|(name, endpoint)| (name.clone(), endpoint.url.clone()))
+                .collect(),
+            groups: config.groups.clone(),
+        }
+    }
 }
 
 /// A runbook file, read or not.
@@ -48,11 +72,11 @@ pub struct PluginFacts {
 
 /// The workspace as it is: `files` are the runbook files (the session lists them).
 pub fn current(
+    config: &Config,
     files: &[PathBuf],
     plugins: &PluginDirectory,
     runtime: &Runtime,
     lock: Option<Lockfile>,
-    lock_path: &Path,
 ) -> Inputs {
     let mut facts = BTreeMap::new();
     for entry in plugins.entries() {
@@ -80,8 +104,9 @@ pub fn current(
     Inputs {
         runbooks,
         plugins: facts,
+        settings: Settings::of(config),
         lock,
-        lock_path: Some(lock_path.display().to_string()),
+        lock_path: Some(lock_path(config).display().to_string()),
         notes: Vec::new(),
     }
 }
@@ -197,12 +222,61 @@ pub fn at_revision(
             });
         }
     }
+    let settings = settings_at(rev, config, &mut notes)?;
     Ok(Inputs {
         runbooks,
         plugins: facts,
+        settings,
         lock: None,
         lock_path: None,
         notes,
+    })
+}
+
+/// Endpoints and groups from `runbook.toml` at `rev`; the current ones (with a note)
+/// when it is not tracked there or does not read.
+fn settings_at(
+    rev: &Revision,
+    config: &Config,
+    notes: &mut Vec<String>,
+) -> Result<Settings, GitError> {
+    let now = Settings::of(config);
+    let Some(source) = &config.source else {
+        return Ok(now);
+    };
+    let file = source.file_name().unwrap_or_default();
+    let dir = source
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tracked = rev.list(dir, "toml")?.unwrap_or_default();
+    let Some(path) = tracked.iter().find(|p| p.file_name() == Some(file)) else {
+        notes.push(format!(
+            "{} is not tracked in git at {}: its webhook endpoints and approver groups are compared as they are now",
+            source.display(),
+            rev.name()
+        ));
+        return Ok(now);
+    };
+    let Some(text) = rev.read(path)? else {
+        return Ok(now);
+    };
+    // Read the old text the way the file is read; paths in it are not used.
+    let loaded = tempfile::tempdir().ok().and_then(|tmp| {
+        let copy = tmp.path().join(CONFIG_FILE);
+        std::fs::write(&copy, &text).ok()?;
+        Config::from_file(&copy).ok()
+    });
+    Ok(match loaded {
+        Some(old) => Settings::of(&old),
+        None => {
+            notes.push(format!(
+                "{} at {} does not read: its webhook endpoints and approver groups are compared as they are now",
+                source.display(),
+                rev.name()
+            ));
+            now
+        }
     })
 }
 
