@@ -112,6 +112,8 @@ fn grants_lists_writes_and_lints_for_people_and_scripts() {
         Some(1)
     );
     assert_eq!(ws.run(&["grants", "nope"]).status.code(), Some(2));
+    let out = ws.run(&["grants", "--deny", "widenings"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]

@@ -28,7 +28,8 @@ Lints (see the README for how to fix each):
 Exit codes:
   0  reviewed (findings are printed, not failed on, unless --deny says so)
   1  --deny warnings found a lint, or --deny widenings found a widening
-  2  invalid input: configuration, unknown runbook, not a git repository, unknown revision";
+  2  invalid input: configuration, unknown runbook, not a git repository, unknown revision,
+     --deny widenings without --diff";
 
 #[derive(Debug, Args)]
 pub struct GrantsArgs {
@@ -58,6 +59,11 @@ pub async fn grants(config: Option<&Path>, args: GrantsArgs) -> u8 {
 }
 
 fn run(config: Option<&Path>, args: GrantsArgs) -> Result<u8, Reported> {
+    // A gate that can never fail is a misconfigured gate.
+    if args.deny.contains(&Deny::Widenings) && args.diff.is_none() {
+        output::error("--deny widenings needs --diff <git-rev> to compare with");
+        return Err(Reported(exit::INVALID));
+    }
     let session = Session::open(config)?;
     let plugins = session.plugins();
     let lock = session.lockfile()?;
