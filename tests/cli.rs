@@ -155,3 +155,43 @@ fn bad_invocations_exit_2_without_running() {
     assert!(stderr(&out).contains("runbook.toml"), "{}", stderr(&out));
     assert_eq!(ws.run(&["no-such-command"]).status.code(), Some(2));
 }
+
+/// `runbook … | head -1`: the reader goes away before the command is done. Every printing
+/// command must end as it would have (same exit code, no panic), and a run it started
+/// must be recorded as if its output had been read.
+#[test]
+fn a_closed_stdout_ends_no_command_early_and_changes_no_exit_code() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let closed_stdout = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = ws.command().args(args).stdout(writer).output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        out.status.code()
+    };
+    let report = ["exec", "billing-report", "--param", "as_of=2026-11"];
+    assert_eq!(closed_stdout(&report), Some(0));
+    assert_eq!(closed_stdout(&[&report[..], &["--json"]].concat()), Some(0));
+    let runs = ws.json(&["runs", "--json"]);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    let run_id = runs[0]["id"].as_str().unwrap();
+    for args in [
+        &["list"][..],
+        &["show", "billing-report"],
+        &["validate"],
+        &["plugins"],
+        &["runs"],
+        &["status", run_id],
+        &["status", run_id, "--json"],
+        &["audit", "show"],
+        &["audit", "verify"],
+        &["--help"],
+    ] {
+        assert_eq!(closed_stdout(args), Some(0), "{args:?}");
+    }
+    // A documented failure keeps its code.
+    assert_eq!(closed_stdout(&["show", "no-such-runbook"]), Some(2));
+}
