@@ -189,9 +189,32 @@ fn a_closed_stdout_ends_no_command_early_and_changes_no_exit_code() {
         &["audit", "show"],
         &["audit", "verify"],
         &["--help"],
+        &["show", "no-such-runbook"],
     ] {
-        assert_eq!(closed_stdout(args), Some(0), "{args:?}");
+        let read = ws.run(args);
+        assert!(
+            !stdout(&read).is_empty() || !stderr(&read).is_empty(),
+            "{args:?}"
+        );
+        assert_eq!(closed_stdout(args), read.status.code(), "{args:?}");
     }
-    // A documented failure keeps its code.
-    assert_eq!(closed_stdout(&["show", "no-such-runbook"]), Some(2));
+}
+
+#[test]
+fn an_unknown_run_is_an_error_for_status_and_audit_show() {
+    let ws = Workspace::new(Backend::Sqlite);
+    for args in [
+        &["status", "0000000000000000"][..],
+        &["audit", "show", "--run", "0000000000000000"],
+        &["audit", "show", "--run", "0000000000000000", "--json"],
+    ] {
+        let out = ws.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no run `0000000000000000`"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
 }

@@ -109,13 +109,17 @@ pub fn out(args: fmt::Arguments<'_>) {
 /// [`out`] and a line end.
 pub fn out_line(args: fmt::Arguments<'_>) {
     let mut stdout = anstream::stdout().lock();
-    let _ = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n"));
+    let _ = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
 }
 
 /// [`out_line`] on stderr.
 pub fn err_line(args: fmt::Arguments<'_>) {
     let mut stderr = anstream::stderr().lock();
-    let _ = stderr.write_fmt(args).and_then(|()| stderr.write_all(b"\n"));
+    let _ = stderr
+        .write_fmt(args)
+        .and_then(|()| stderr.write_all(b"\n"));
 }
 
 pub fn error(message: &str) {

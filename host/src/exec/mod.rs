@@ -26,6 +26,7 @@ pub use approval::{Groups, NotEligible, may_approve};
 pub use error::{ErrorKind, ExecError};
 pub use plan::Plan;
 pub use report::{AwaitingApproval, RollbackReport, RunReport, StepReport};
+pub use rollback::PendingUndo;
 
 use preflight::Plugins;
 
