@@ -218,3 +218,69 @@ fn an_unknown_run_is_an_error_for_status_and_audit_show() {
         assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
     }
 }
+
+/// A mistyped SQLite path must not become a new, empty database: commands refuse with
+/// exit 2 naming the path and what creates it, and create nothing.
+#[test]
+fn a_missing_sqlite_target_or_state_store_is_reported_not_created() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let config = std::fs::read_to_string(ws.path().join("runbook.toml")).unwrap();
+    let with = |target: &str, state: &str| {
+        let text = config
+            .replace(&ws.target_url, target)
+            .replace("sqlite://state.db?mode=rwc", state);
+        std::fs::write(ws.path().join("runbook.toml"), text).unwrap();
+    };
+    for (target, state, missing, args) in [
+        (
+            "sqlite://targt.db",
+            "sqlite://state.db",
+            "targt.db",
+            &["exec", "billing-report"][..],
+        ),
+        (
+            "sqlite://no-such-dir/target.db",
+            "sqlite://state.db",
+            "no-such-dir",
+            &["exec", "billing-report"],
+        ),
+        (
+            ws.target_url.as_str(),
+            "sqlite://stat.db",
+            "stat.db",
+            &["runs"],
+        ),
+        (
+            ws.target_url.as_str(),
+            "sqlite://stat.db",
+            "stat.db",
+            &["exec", "billing-report"],
+        ),
+    ] {
+        with(target, state);
+        let out = ws.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{target} {state}: {err}");
+        assert!(
+            err.contains(missing) && err.contains("does not exist"),
+            "{err}"
+        );
+        assert!(err.contains("runbook db init"), "{err}");
+        assert!(!ws.path().join(missing).exists(), "{missing} was created");
+    }
+    // `db init` creates both on purpose; then they are used.
+    with("sqlite://fresh.db", "sqlite://fresh-state.db");
+    assert_success(
+        &ws.run(&[
+            "db",
+            "init",
+            "--schema",
+            support::repo_root()
+                .join("runbooks/schema")
+                .to_str()
+                .unwrap(),
+        ]),
+    );
+    assert!(ws.path().join("fresh.db").exists() && ws.path().join("fresh-state.db").exists());
+    assert_success(&ws.run(&["runs"]));
+}

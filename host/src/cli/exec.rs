@@ -66,7 +66,7 @@ impl Engine {
         let session = Session::open(config)?;
         let plugins = session.plugins();
         let state = session.state().await?;
-        let target = TargetDb::connect(session.config.target_url.expose())
+        let target = TargetDb::connect_existing(session.config.target_url.expose())
             .await
             .map_err(|e| {
                 output::error(&format!(
