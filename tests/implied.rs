@@ -98,6 +98,20 @@ fn check_cascade_must_be_granted(backend: Backend) {
         "delete on \"parents\""
     );
 
+    // A rollback's grant is checked the same way, before anything runs.
+    ws.add_runbook(
+        "undoable",
+        "name = \"undoable\"\ndescription = \"implied grants of a rollback\"\n\n[[steps]]\nid = \"probe\"\nplugin = \"probe\"\n[steps.input]\nstatements = []\n[steps.grants.db]\nselect = [\"organizations\"]\n[steps.rollback]\nplugin = \"probe\"\n[steps.rollback.input]\nstatements = []\n[steps.rollback.grants.db]\nselect = [\"organizations\"]\ndelete = [\"parents\"]\n",
+    );
+    let (code, _, out) = ws.exec("undoable", &[]);
+    assert_eq!(code, 2, "{backend:?}: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("delete on table \"kids\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(refusals(&ws).len(), 2);
+
     // Granting the child too makes it run, cascade and all.
     probe(
         &ws,
