@@ -1,6 +1,7 @@
 //! Checks before anything runs: approver groups exist, every plugin the runbook names
 //! (rollback plugins too) is installed and loads, and each step's grant covers what its
-//! component really imports. A refusal is audited and nothing runs.
+//! component really imports, and covers what the target database does implicitly
+//! (`implied.rs`). A refusal is audited and nothing runs.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -23,7 +24,9 @@ impl Executor<'_> {
         actor: &str,
     ) -> Result<Plugins, ExecError> {
         self.check_groups(runbook)?;
-        self.load_plugins(runbook, actor).await
+        let plugins = self.load_plugins(runbook, actor).await?;
+        self.check_implied(runbook, actor).await?;
+        Ok(plugins)
     }
 
     /// Every `group:<name>` an approval names must exist in `runbook.toml`.
@@ -110,7 +113,7 @@ impl Executor<'_> {
     }
 
     /// A `plugin.refused` audit entry: a plugin was not loaded for `step`, and why.
-    async fn audit_refusal(
+    pub(super) async fn audit_refusal(
         &self,
         operator: &str,
         step: &Step,
