@@ -155,3 +155,132 @@ fn bad_invocations_exit_2_without_running() {
     assert!(stderr(&out).contains("runbook.toml"), "{}", stderr(&out));
     assert_eq!(ws.run(&["no-such-command"]).status.code(), Some(2));
 }
+
+/// `runbook … | head -1`: the reader goes away before the command is done. Every printing
+/// command must end as it would have (same exit code, no panic), and a run it started
+/// must be recorded as if its output had been read.
+#[test]
+fn a_closed_stdout_ends_no_command_early_and_changes_no_exit_code() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let closed_stdout = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = ws.command().args(args).stdout(writer).output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        out.status.code()
+    };
+    let report = ["exec", "billing-report", "--param", "as_of=2026-11"];
+    assert_eq!(closed_stdout(&report), Some(0));
+    assert_eq!(closed_stdout(&[&report[..], &["--json"]].concat()), Some(0));
+    let runs = ws.json(&["runs", "--json"]);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    let run_id = runs[0]["id"].as_str().unwrap();
+    for args in [
+        &["list"][..],
+        &["show", "billing-report"],
+        &["validate"],
+        &["plugins"],
+        &["runs"],
+        &["status", run_id],
+        &["status", run_id, "--json"],
+        &["audit", "show"],
+        &["audit", "verify"],
+        &["--help"],
+        &["show", "no-such-runbook"],
+    ] {
+        let read = ws.run(args);
+        assert!(
+            !stdout(&read).is_empty() || !stderr(&read).is_empty(),
+            "{args:?}"
+        );
+        assert_eq!(closed_stdout(args), read.status.code(), "{args:?}");
+    }
+}
+
+#[test]
+fn an_unknown_run_is_an_error_for_status_and_audit_show() {
+    let ws = Workspace::new(Backend::Sqlite);
+    for args in [
+        &["status", "0000000000000000"][..],
+        &["audit", "show", "--run", "0000000000000000"],
+        &["audit", "show", "--run", "0000000000000000", "--json"],
+    ] {
+        let out = ws.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no run `0000000000000000`"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+}
+
+/// A mistyped SQLite path must not become a new, empty database: commands refuse with
+/// exit 2 naming the path and what creates it, and create nothing.
+#[test]
+fn a_missing_sqlite_target_or_state_store_is_reported_not_created() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let config = std::fs::read_to_string(ws.path().join("runbook.toml")).unwrap();
+    let with = |target: &str, state: &str| {
+        let text = config
+            .replace(&ws.target_url, target)
+            .replace("sqlite://state.db?mode=rwc", state);
+        std::fs::write(ws.path().join("runbook.toml"), text).unwrap();
+    };
+    for (target, state, missing, args) in [
+        (
+            "sqlite://targt.db",
+            "sqlite://state.db",
+            "targt.db",
+            &["exec", "billing-report"][..],
+        ),
+        (
+            "sqlite://no-such-dir/target.db",
+            "sqlite://state.db",
+            "no-such-dir",
+            &["exec", "billing-report"],
+        ),
+        (
+            ws.target_url.as_str(),
+            "sqlite://stat.db",
+            "stat.db",
+            &["runs"],
+        ),
+        (
+            ws.target_url.as_str(),
+            "sqlite://stat.db",
+            "stat.db",
+            &["exec", "billing-report"],
+        ),
+    ] {
+        with(target, state);
+        let out = ws.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{target} {state}: {err}");
+        assert!(
+            err.contains(missing) && err.contains("does not exist"),
+            "{err}"
+        );
+        assert!(err.contains("runbook db init"), "{err}");
+        assert!(!ws.path().join(missing).exists(), "{missing} was created");
+    }
+    // `db init` creates both on purpose; then they are used.
+    with("sqlite://fresh.db", "sqlite://fresh-state.db");
+    assert_success(
+        &ws.run(&[
+            "db",
+            "init",
+            "--schema",
+            support::repo_root()
+                .join("runbooks/schema")
+                .to_str()
+                .unwrap(),
+        ]),
+    );
+    assert!(ws.path().join("fresh.db").exists() && ws.path().join("fresh-state.db").exists());
+    assert_success(&ws.run(&["runs"]));
+}

@@ -544,7 +544,7 @@ fn a_finished_run_is_rolled_back_on_demand_by_an_allowed_person() {
     let run_id = report["run_id"].as_str().unwrap().to_string();
     assert_eq!(notes(&ws), ["one", "two"]);
 
-    let (code, _, out) = exec_as(&ws, "mallory", &["rollback", &run_id]);
+    let (code, _, out) = exec_as(&ws, "mallory", &["rollback", "--yes", &run_id]);
     assert_eq!(code, 2, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("may not roll back"),
@@ -553,7 +553,7 @@ fn a_finished_run_is_rolled_back_on_demand_by_an_allowed_person() {
     );
     assert_eq!(notes(&ws), ["one", "two"]);
 
-    let (code, report, out) = exec_as(&ws, "bob", &["rollback", &run_id, "--json"]);
+    let (code, report, out) = exec_as(&ws, "bob", &["rollback", "--yes", &run_id, "--json"]);
     assert_eq!(code, 0, "{}", stderr(&out));
     assert_eq!(report["state"], "rolled-back", "{report}");
     assert_eq!(
@@ -562,13 +562,67 @@ fn a_finished_run_is_rolled_back_on_demand_by_an_allowed_person() {
     );
     assert_eq!(notes(&ws), ["undo two", "undo one"]);
     assert!(audit_actions(&ws, &run_id).contains(&("run.rolled_back".into(), "bob".into())));
-    // Twice is once: nothing is undone again.
-    let (_, report, _) = exec_as(&ws, "bob", &["rollback", &run_id, "--json"]);
-    assert!(
-        report["rollbacks"].as_array().is_none_or(|r| r.is_empty()),
-        "{report}"
-    );
+    // Twice is once: nothing is undone again, and the run is left as it is.
+    let (code, report, _) = exec_as(&ws, "bob", &["rollback", &run_id, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["nothing_to_undo"], true, "{report}");
+    assert_eq!(report["state"], "rolled-back", "{report}");
     assert_eq!(notes(&ws), ["undo two", "undo one"]);
+}
+
+#[test]
+fn a_rollback_with_nothing_to_undo_says_so_and_one_without_a_terminal_needs_yes() {
+    let ws = workspace();
+    let without_rollback = |id: &str, note: &str| {
+        let step = ledger_step(id, note, "");
+        step[..step.find("[steps.rollback]").unwrap()].to_string()
+    };
+    ws.add_runbook(
+        "mixed",
+        &runbook(
+            "mixed",
+            &[
+                ledger_step("first", "one", ""),
+                without_rollback("second", "two"),
+            ],
+        ),
+    );
+    let (code, report, _) = exec_as(&ws, "alice", &["exec", "mixed", "--json"]);
+    assert_eq!(code, 0);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    // stdin is not a terminal here: without --yes nothing is undone, and it says what
+    // would have been.
+    let (code, _, out) = exec_as(&ws, "bob", &["rollback", &run_id]);
+    assert_eq!(code, 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("undoes first"), "{}", stderr(&out));
+    assert_eq!(notes(&ws), ["one", "two"]);
+    assert_eq!(
+        ws.json(&["status", &run_id, "--json"])["state"],
+        "succeeded"
+    );
+
+    ws.add_runbook(
+        "plain",
+        &runbook("plain", &[without_rollback("only", "three")]),
+    );
+    let (code, report, _) = exec_as(&ws, "alice", &["exec", "plain", "--json"]);
+    assert_eq!(code, 0);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let (code, _, out) = exec_as(&ws, "bob", &["rollback", &run_id]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("nothing to undo"), "{text}");
+    assert!(
+        text.contains("completed without a rollback: only"),
+        "{text}"
+    );
+    assert_eq!(
+        ws.json(&["status", &run_id, "--json"])["state"],
+        "succeeded",
+        "the run is left as it was"
+    );
+    assert_eq!(notes(&ws), ["one", "two", "three"]);
 }
 
 #[test]
@@ -589,7 +643,7 @@ fn a_corrupt_step_row_is_an_error_not_a_panic() {
     ws.state_execute(&format!(
         "UPDATE steps SET step_index = 7 WHERE run_id = '{run_id}' AND step_id = 'second'"
     ));
-    let (code, _, out) = exec_as(&ws, "alice", &["rollback", &run_id]);
+    let (code, _, out) = exec_as(&ws, "alice", &["rollback", "--yes", &run_id]);
     assert_eq!(code, 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
@@ -617,7 +671,7 @@ fn a_run_held_by_another_rollback_is_not_rolled_back_twice() {
     let run_id = report["run_id"].as_str().unwrap().to_string();
     hold_lease(&ws, &run_id, "pid 1 (another rollback)");
 
-    let (code, _, out) = exec_as(&ws, "bob", &["rollback", &run_id]);
+    let (code, _, out) = exec_as(&ws, "bob", &["rollback", "--yes", &run_id]);
     assert_eq!(code, 2, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("another rollback"),
@@ -651,7 +705,7 @@ fn two_concurrent_rollbacks_undo_each_step_once() {
     let spawn = || {
         ws.command()
             .env("RUNBOOK_OPERATOR", "bob")
-            .args(["rollback", &run_id, "--json"])
+            .args(["rollback", "--yes", &run_id, "--json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

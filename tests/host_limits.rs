@@ -323,7 +323,7 @@ const VOLUME_RSS_LIMIT_KIB: i64 = 400 * 1024;
 fn volume_workspace(backend: Backend) -> Workspace {
     let ws = Workspace::new(backend);
     let state_url = match backend {
-        Backend::Sqlite => "sqlite://state.db".to_string(),
+        Backend::Sqlite => "sqlite://state.db?mode=rwc".to_string(),
         Backend::Postgres => format!("{}?sslmode=disable", ws.target_url),
     };
     let root = support::repo_root();

@@ -58,7 +58,11 @@ impl Workspace {
         let dir = tempfile::tempdir().unwrap();
         let (target_url, pg_database) = match backend {
             Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("target.db").display()),
+                // Tests create the target on first use; operators get `db init`.
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("target.db").display()
+                ),
                 None,
             ),
             Backend::Postgres => {
@@ -107,7 +111,7 @@ impl Workspace {
     pub fn write_config(&self, extra: &str) {
         std::fs::create_dir_all(self.runbooks_dir()).unwrap();
         let config = format!(
-            "[target]\nurl = \"{}\"\n\n[state]\nurl = \"sqlite://state.db\"\n\n[paths]\nplugins = [\"{}\", \"{}\"]\nrunbooks = [\"{}\", \"runbooks\"]\ncache = \"{}\"\n{extra}",
+            "[target]\nurl = \"{}\"\n\n[state]\nurl = \"sqlite://state.db?mode=rwc\"\n\n[paths]\nplugins = [\"{}\", \"{}\"]\nrunbooks = [\"{}\", \"runbooks\"]\ncache = \"{}\"\n{extra}",
             self.target_url,
             plugin_dir("plugins").display(),
             plugin_dir("test-plugins").display(),

@@ -27,8 +27,8 @@ use wasmtime::component::{HasData, Linker};
 pub use budget::RunBudget;
 pub use calls::{CallSession, StepContext};
 pub use db::{
-    AnalysisCache, DbCaps, DbGrant, DbSession, RawDbGrant, SqlAccess, SqlDialect, SqlError,
-    StatementKind,
+    AnalysisCache, DbCaps, DbGrant, DbSession, ImpliedEffects, ImpliedError, ImpliedNeed, Need,
+    RawDbGrant, SqlAccess, SqlDialect, SqlError, StatementKind,
 };
 pub use email::{EmailGrant, RawEmailGrant, RawEmailNeeds, glob_match};
 pub use grants::{

@@ -48,10 +48,26 @@ pub async fn audit(config: Option<&Path>, command: AuditCommand) -> u8 {
         };
         match command {
             AuditCommand::Show(args) => {
+                // A prefix names its run; an id no run and no entry has is a mistake to
+                // report, not an empty trail (a run refused before it opened has entries
+                // but no run row).
+                let run_id = match &args.run_id {
+                    None => None,
+                    Some(id) => match state.run(id).await {
+                        Ok(Some(detail)) => Some(detail.run.id),
+                        Ok(None) | Err(_) => Some(id.clone()),
+                    },
+                };
                 let entries = state
-                    .audit_entries(args.run_id.as_deref(), args.limit)
+                    .audit_entries(run_id.as_deref(), args.limit)
                     .await
                     .map_err(fail)?;
+                if let Some(id) = &run_id
+                    && entries.is_empty()
+                {
+                    output::error(&format!("no run `{id}` and no audit entry for it"));
+                    return Err(Reported(exit::INVALID));
+                }
                 if args.json {
                     output::json(&entries);
                     return Ok(exit::SUCCESS);

@@ -1,6 +1,7 @@
 //! `runbook approve`, `reject`, `resume` and `rollback`: acting on a run after `exec`
 //! returned — decisions on a paused run, continuing it, or undoing it.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use clap::Args;
@@ -8,10 +9,10 @@ use clap::Args;
 use super::exec::{Engine, Progress, finish, operator, report_error};
 use super::exit;
 use super::output;
-use super::output::say;
+use super::output::{say, say_inline};
 use super::session::Reported;
-use crate::exec::may_approve;
-use crate::state::{ApprovalDecision, Decision, NewAuditEntry, StateStore};
+use crate::exec::{PendingUndo, may_approve};
+use crate::state::{ApprovalDecision, Decision, NewAuditEntry, RunDetail, RunStatus, StateStore};
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
@@ -62,6 +63,9 @@ pub struct RollbackArgs {
     /// Who rolls back (recorded in the audit log)
     #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
     actor: Option<String>,
+    /// Undo without asking (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    yes: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -222,6 +226,17 @@ pub async fn rollback(config: Option<&Path>, args: RollbackArgs) -> u8 {
             .session
             .load_runbook(&detail.run.runbook, &engine.plugins)?;
         let actor = operator(args.actor);
+        let pending = PendingUndo::of(&runbook, &detail);
+        // A finished run with nothing to undo is left exactly as it is; an unfinished
+        // one is still ended by the rollback.
+        if pending.undo.is_empty() && detail.run.status != RunStatus::Running {
+            nothing_to_undo(&detail, &pending, args.json);
+            return Ok(exit::SUCCESS);
+        }
+        if !args.yes && !confirm_undo(&detail.run.id, &pending)? {
+            say!("nothing undone");
+            return Err(Reported(exit::INVALID));
+        }
         let result = engine
             .executor(false)
             .roll_back_run(&runbook, &detail.run.id, &actor)
@@ -236,6 +251,58 @@ pub async fn rollback(config: Option<&Path>, args: RollbackArgs) -> u8 {
     }
     .await;
     result.unwrap_or_else(|Reported(code)| code)
+}
+
+fn nothing_to_undo(detail: &RunDetail, pending: &PendingUndo, json: bool) {
+    if json {
+        output::json(&serde_json::json!({
+            "run_id": detail.run.id,
+            "state": detail.state,
+            "nothing_to_undo": true,
+            "without_rollback": pending.without_rollback,
+        }));
+        return;
+    }
+    say!("nothing to undo: run {} is {}", detail.run.id, detail.state);
+    if pending.without_rollback.is_empty() {
+        say!("  no completed step is left to undo");
+    } else {
+        say!(
+            "  completed without a rollback: {}",
+            pending.without_rollback.join(", ")
+        );
+    }
+}
+
+/// Asks the person at the terminal; without one, `--yes` must say it.
+fn confirm_undo(run_id: &str, pending: &PendingUndo) -> Result<bool, Reported> {
+    if !std::io::stdin().is_terminal() {
+        output::error(&format!(
+            "rolling back run {run_id} undoes {}; stdin is not a terminal to ask, so pass --yes",
+            pending.undo.join(", ")
+        ));
+        return Err(Reported(exit::INVALID));
+    }
+    say!(
+        "roll back run {}: undo {} (newest first)",
+        run_id,
+        pending.undo.join(", ")
+    );
+    if !pending.without_rollback.is_empty() {
+        say!(
+            "  left as they are (no rollback): {}",
+            pending.without_rollback.join(", ")
+        );
+    }
+    say_inline!("undo? [y/N] ");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).unwrap_or(0) == 0 {
+        return Ok(false);
+    }
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 async fn load_run(state: &StateStore, run_id: &str) -> Result<crate::state::RunDetail, Reported> {

@@ -12,7 +12,8 @@ use crate::target::TargetDb;
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Apply the schema migrations to the target database (idempotent)
+    /// Apply the schema migrations to the target database (idempotent); creates the target
+    /// and the state store if they do not exist
     Init(InitArgs),
 }
 
@@ -52,10 +53,13 @@ pub async fn db(config: Option<&Path>, command: DbCommand) -> u8 {
             target.run_script(&sql).await.map_err(failed)?;
         }
         target.close().await;
+        // The run history starts here too, so that every later command finds it.
+        session.create_state().await?;
         say!(
-            "{OK}ready{OK:#}: {} (schema{})",
+            "{OK}ready{OK:#}: {} (schema{}); state store {}",
             url,
-            if args.demo { " and demo data" } else { "" }
+            if args.demo { " and demo data" } else { "" },
+            session.config.state_url
         );
         Ok(exit::SUCCESS)
     }

@@ -68,7 +68,7 @@ impl Engine {
         let plugins = session.plugins();
         let lock = session.lockfile()?;
         let state = session.state().await?;
-        let target = TargetDb::connect(session.config.target_url.expose())
+        let target = TargetDb::connect_existing(session.config.target_url.expose())
             .await
             .map_err(|e| {
                 output::error(&format!(

@@ -1,7 +1,9 @@
 //! Terminal output: colour only on a terminal and never with NO_COLOR (anstream decides),
 //! JSON for scripts, errors on stderr, and every value shown to a person escaped
 //! ([`say!`], [`Shown`]) so text from a plugin, a runbook or the state store cannot forge
-//! a line of output.
+//! a line of output. A closed stdout or stderr (`runbook runs | head -1`) is a normal
+//! end of the reader, not an error of the command: writes that fail are dropped, so the
+//! command goes on and exits as it would have.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -30,9 +32,9 @@ pub fn init_tracing() {
 /// [`Shown`]. Styles are written inline (`{BOLD}…{BOLD:#}`); anything else goes in as an
 /// argument, which `cargo xtask lint` checks (an inline `{name}` is a style or `style`).
 macro_rules! say {
-    () => { ::anstream::println!() };
+    () => { $crate::cli::output::out_line(format_args!("")) };
     ($fmt:literal $(, $arg:expr)* $(,)?) => {
-        ::anstream::println!($fmt $(, $crate::cli::output::Shown(&$arg))*)
+        $crate::cli::output::out_line(format_args!($fmt $(, $crate::cli::output::Shown(&$arg))*))
     };
 }
 pub(crate) use say;
@@ -40,7 +42,7 @@ pub(crate) use say;
 /// [`say!`] without the line end: a prompt, or a progress line to be replaced.
 macro_rules! say_inline {
     ($fmt:literal $(, $arg:expr)* $(,)?) => {{
-        ::anstream::print!($fmt $(, $crate::cli::output::Shown(&$arg))*);
+        $crate::cli::output::out(format_args!($fmt $(, $crate::cli::output::Shown(&$arg))*));
         $crate::cli::output::flush();
     }};
 }
@@ -49,7 +51,7 @@ pub(crate) use say_inline;
 /// [`say!`] on stderr.
 macro_rules! say_err {
     ($fmt:literal $(, $arg:expr)* $(,)?) => {
-        ::anstream::eprintln!($fmt $(, $crate::cli::output::Shown(&$arg))*)
+        $crate::cli::output::err_line(format_args!($fmt $(, $crate::cli::output::Shown(&$arg))*))
     };
 }
 pub(crate) use say_err;
@@ -98,6 +100,28 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Writes to stdout (styles stripped unless it is a colour terminal); a failed write (the
+/// reader went away) is dropped on purpose, where `print!` would panic.
+pub fn out(args: fmt::Arguments<'_>) {
+    let _ = anstream::stdout().write_fmt(args);
+}
+
+/// [`out`] and a line end.
+pub fn out_line(args: fmt::Arguments<'_>) {
+    let mut stdout = anstream::stdout().lock();
+    let _ = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+}
+
+/// [`out_line`] on stderr.
+pub fn err_line(args: fmt::Arguments<'_>) {
+    let mut stderr = anstream::stderr().lock();
+    let _ = stderr
+        .write_fmt(args)
+        .and_then(|()| stderr.write_all(b"\n"));
+}
+
 pub fn error(message: &str) {
     say_err!("{FAIL}error{FAIL:#}: {}", message);
 }
@@ -105,7 +129,7 @@ pub fn error(message: &str) {
 /// Problems in a file, each with its snippet and caret (miette renders them; the snippet
 /// is the file's own text, shown as it is so the caret lines up).
 pub fn diagnostics(diagnostics: &crate::spec::Diagnostics) {
-    eprint!("{}", diagnostics.render(stderr_colour()));
+    let _ = std::io::stderr().write_all(diagnostics.render(stderr_colour()).as_bytes());
 }
 
 /// Makes a prompt or a progress line visible before the program waits.
@@ -115,12 +139,17 @@ pub fn flush() {
 
 /// Erases the progress line the cursor is on (a terminal only).
 pub fn clear_line() {
-    print!("\r\x1b[2K");
+    // Not through anstream: it would strip the erase sequence under NO_COLOR.
+    let _ = std::io::stdout().write_all(b"\r\x1b[2K");
 }
 
 pub fn json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        // Plain stdout: JSON is exact, never restyled.
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+        }
         Err(e) => error(&format!("cannot encode JSON output: {e}")),
     }
 }

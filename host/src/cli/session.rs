@@ -52,15 +52,27 @@ impl Session {
     }
 
     pub async fn state(&self) -> Result<StateStore, Reported> {
+        StateStore::open_existing(self.config.state_url.expose())
+            .await
+            .map_err(|e| self.state_error(&e))
+    }
+
+    /// The state store, created if it does not exist yet (`runbook db init`).
+    pub async fn create_state(&self) -> Result<StateStore, Reported> {
         StateStore::open(self.config.state_url.expose())
             .await
-            .map_err(|e| {
-                output::error(&format!(
-                    "cannot open the state store {}: {e}",
-                    self.config.state_url
-                ));
-                Reported(exit::INVALID)
-            })
+            .map_err(|e| self.state_error(&e))
+    }
+
+    fn state_error(&self, e: &crate::state::StateError) -> Reported {
+        match e {
+            crate::state::StateError::Missing(_) => output::error(&e.to_string()),
+            _ => output::error(&format!(
+                "cannot open the state store {}: {e}",
+                self.config.state_url
+            )),
+        }
+        Reported(exit::INVALID)
     }
 
     /// All runbook files in the runbook folders, sorted by path.

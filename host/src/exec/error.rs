@@ -1,6 +1,6 @@
 //! What can stop a run from starting or going on, and what each means for the caller.
 
-use crate::capability::Interface;
+use crate::capability::{ImpliedError, ImpliedNeed, Interface};
 use crate::runtime::RuntimeError;
 use crate::state::StateError;
 use crate::target::TargetError;
@@ -33,6 +33,16 @@ pub enum ExecError {
         locked: Option<String>,
         actual: String,
     },
+    #[error(
+        "step `{step}`: its `db` grant does not cover what the target database would do on its own (refused before running anything): {}",
+        .needs.iter().map(|n| format!("{} also needs {} ({}); add {}", n.source, n.need, n.reason, n.help())).collect::<Vec<_>>().join("; ")
+    )]
+    ImpliedNotGranted {
+        step: String,
+        needs: Vec<ImpliedNeed>,
+    },
+    #[error("target database: {0}")]
+    Implied(ImpliedError),
     #[error("state store: {0}")]
     State(StateError),
     #[error("target database: {0}")]
@@ -136,6 +146,7 @@ impl ExecError {
             | ExecError::Load(_)
             | ExecError::Refused { .. }
             | ExecError::NotLocked { .. }
+            | ExecError::ImpliedNotGranted { .. }
             | ExecError::Concurrent { .. }
             | ExecError::NoSuchRun(_)
             | ExecError::RunbookChanged { .. }
@@ -145,6 +156,7 @@ impl ExecError {
             | ExecError::Held { .. } => ErrorKind::InvalidInput,
             ExecError::State(_)
             | ExecError::Target(_)
+            | ExecError::Implied(_)
             | ExecError::LeaseLost { .. }
             | ExecError::RunEndedAfter { .. }
             | ExecError::RunAbandoned { .. } => ErrorKind::Failed,

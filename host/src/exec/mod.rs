@@ -1,5 +1,6 @@
 //! Running a runbook. `preflight.rs` checks everything before anything runs (approver
-//! groups, plugins, each step's grant against its component's imports); `run.rs` opens a
+//! groups, plugins, each step's grant against its component's imports, `implied.rs`
+//! against what the target does implicitly); `run.rs` opens a
 //! run three ways (new, resumed, rolled back on demand); `drive.rs` is the step loop;
 //! `step.rs` one plugin step and its attempts, `approval.rs` an approval gate,
 //! `rollback.rs` undoing completed steps; `lease.rs` the run's lease and heartbeat;
@@ -9,6 +10,7 @@ mod approval;
 mod drive;
 mod error;
 mod failpoint;
+mod implied;
 mod lease;
 mod plan;
 mod preflight;
@@ -26,6 +28,7 @@ pub use approval::{Groups, NotEligible, may_approve};
 pub use error::{ErrorKind, ExecError};
 pub use plan::Plan;
 pub use report::{AwaitingApproval, RollbackReport, RunReport, StepReport};
+pub use rollback::PendingUndo;
 
 use preflight::Plugins;
 

@@ -1,7 +1,8 @@
 //! Checks before anything runs: approver groups exist, every plugin the runbook names
 //! (rollback plugins too) is installed, loads and has the digest `runbook.lock` pins (when
-//! there is a lockfile), and each step's grant covers what its component really imports.
-//! A refusal is audited and nothing runs.
+//! there is a lockfile), and each step's grant covers what its component really imports
+//! and what the target database does implicitly (`implied.rs`). A refusal is audited and
+//! nothing runs.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -24,7 +25,9 @@ impl Executor<'_> {
         actor: &str,
     ) -> Result<Plugins, ExecError> {
         self.check_groups(runbook)?;
-        self.load_plugins(runbook, actor).await
+        let plugins = self.load_plugins(runbook, actor).await?;
+        self.check_implied(runbook, actor).await?;
+        Ok(plugins)
     }
 
     /// Every `group:<name>` an approval names must exist in `runbook.toml`.
@@ -132,7 +135,7 @@ impl Executor<'_> {
     }
 
     /// A `plugin.refused` audit entry: a plugin was not loaded for `step`, and why.
-    async fn audit_refusal(
+    pub(super) async fn audit_refusal(
         &self,
         operator: &str,
         step: &Step,

@@ -11,7 +11,9 @@ use super::{ExecError, Executor, RunScope};
 use crate::capability::StepRecording;
 use crate::contract::json::rollback::{Decision, JournalCall, RollbackInput, RolledBackStep};
 use crate::spec::runbook::{RetryPolicy, Runbook, Step};
-use crate::state::{AuditSpool, CallDecision, NewAuditEntry, RollbackRecord, RunState, StepStatus};
+use crate::state::{
+    AuditSpool, CallDecision, NewAuditEntry, RollbackRecord, RunDetail, RunState, StepStatus,
+};
 use crate::template::RunContext;
 
 /// `rolled-back` if every rollback that ran succeeded, `rollback-failed` if one failed,
@@ -46,6 +48,59 @@ fn decision(decision: CallDecision) -> Decision {
     }
 }
 
+/// What rolling back a run would do now: the steps to undo, newest first, and the
+/// completed steps that declare no rollback (they stay as they are).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PendingUndo {
+    pub undo: Vec<String>,
+    pub without_rollback: Vec<String>,
+}
+
+impl PendingUndo {
+    pub fn of(runbook: &Runbook, detail: &RunDetail) -> PendingUndo {
+        let undo = undo_order(runbook, detail, runbook.steps.len())
+            .map(|index| runbook.steps[index].id.clone())
+            .collect();
+        let without_rollback = runbook
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(index, step)| step.rollback.is_none() && succeeded(detail, *index))
+            .map(|(_, step)| step.id.clone())
+            .collect();
+        PendingUndo {
+            undo,
+            without_rollback,
+        }
+    }
+}
+
+fn succeeded(detail: &RunDetail, index: usize) -> bool {
+    detail
+        .steps
+        .iter()
+        .any(|r| r.index == index as i64 && r.status == StepStatus::Succeeded)
+}
+
+/// The steps before `upto` that a rollback undoes, newest first: succeeded, declaring a
+/// rollback, not undone yet.
+fn undo_order<'a>(
+    runbook: &'a Runbook,
+    detail: &'a RunDetail,
+    upto: usize,
+) -> impl Iterator<Item = usize> + 'a {
+    (0..upto.min(runbook.steps.len()))
+        .rev()
+        .filter(move |&index| {
+            runbook.steps[index].rollback.is_some()
+                && succeeded(detail, index)
+                && !detail
+                    .rollbacks
+                    .iter()
+                    .any(|r| r.step_index == index as i64)
+        })
+}
+
 impl Executor<'_> {
     /// Rolls back the completed steps before `upto` (exclusive), newest first. A failed
     /// rollback is recorded and the others still run: undo as much as can be undone.
@@ -62,7 +117,7 @@ impl Executor<'_> {
             .await?
             .ok_or_else(|| ExecError::NoSuchRun(scope.run_id.clone()))?;
         let mut reports = Vec::new();
-        for index in (0..upto.min(runbook.steps.len())).rev() {
+        for index in undo_order(runbook, &detail, upto) {
             let step = &runbook.steps[index];
             let Some(rollback) = &step.rollback else {
                 continue;
@@ -70,14 +125,6 @@ impl Executor<'_> {
             let Some(record) = detail.steps.iter().find(|r| r.index == index as i64) else {
                 continue;
             };
-            if record.status != StepStatus::Succeeded
-                || detail
-                    .rollbacks
-                    .iter()
-                    .any(|r| r.step_index == index as i64)
-            {
-                continue;
-            }
             // A compensation runs only while this process still holds the run: one
             // that stalled past its lease stops before undoing anything more.
             if let Some(owner) = scope.lease_owner()

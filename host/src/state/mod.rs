@@ -42,6 +42,11 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the state store {} does not exist (`runbook db init` creates it; or add `?mode=rwc` to the [state] url to create it on first use)",
+        .0.display()
+    )]
+    Missing(std::path::PathBuf),
     #[error("SQLite did not switch to WAL journal mode (journal_mode is {0:?})")]
     WalUnavailable(String),
     #[error("state store database error: {0}")]

@@ -41,6 +41,16 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// Opens the store at `url` only if it exists already: a SQLite file that is not
+    /// there is [`StateError::Missing`] unless the URL asks for creation (`mode=rwc`),
+    /// so a mistyped path is reported instead of becoming a new, empty history.
+    pub async fn open_existing(url: &str) -> Result<StateStore, StateError> {
+        if let Some(path) = missing_sqlite_file(url)? {
+            return Err(StateError::Missing(path));
+        }
+        StateStore::open(url).await
+    }
+
     /// Opens (creating if needed) the store at `url` and brings its schema up to date.
     ///
     /// `url` is `sqlite://path/to/state.db` (relative or `sqlite:///absolute`;
@@ -117,6 +127,27 @@ impl StateStore {
             }
         })
     }
+}
+
+/// The SQLite file `url` names, if it does not exist and the URL does not ask for it
+/// to be created; `None` for PostgreSQL.
+fn missing_sqlite_file(url: &str) -> Result<Option<PathBuf>, StateError> {
+    let (backend, _) = prepare_url(url)?;
+    let creates = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=rwc"));
+    if backend != Backend::Sqlite || creates {
+        return Ok(None);
+    }
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let raw_path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    let path = percent_decode(raw_path)
+        .map(PathBuf::from)
+        .and_then(|p| std::path::absolute(p).ok());
+    Ok(path.filter(|p| !p.exists()))
 }
 
 /// Splits `url` into its backend and the URL to hand to sqlx.

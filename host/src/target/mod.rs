@@ -9,6 +9,7 @@ mod sqlite;
 mod transaction;
 mod value;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -37,6 +38,11 @@ pub enum SqlDialect {
 pub enum TargetError {
     #[error("unsupported target database URL `{0}` (expected postgres://... or sqlite://...)")]
     UnsupportedUrl(String),
+    #[error(
+        "the target database {} does not exist (`runbook db init` creates it; or add `?mode=rwc` to the [target] url to create it on first use)",
+        .0.display()
+    )]
+    Missing(std::path::PathBuf),
     #[error("cannot connect to the target database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("{0}")]
@@ -95,6 +101,23 @@ pub enum TargetDb {
 }
 
 impl TargetDb {
+    /// Connects to a target that must exist: a SQLite file that is not there is
+    /// [`TargetError::Missing`] unless the URL asks for creation (`mode=rwc`), so a
+    /// mistyped path is reported instead of becoming an empty database.
+    pub async fn connect_existing(url: &str) -> Result<TargetDb, TargetError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url).map_err(TargetError::Connect)?;
+            let creates = url
+                .split_once('?')
+                .is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=rwc"));
+            let path = options.get_filename();
+            if !creates && path != Path::new(":memory:") && !path.exists() {
+                return Err(TargetError::Missing(path.to_path_buf()));
+            }
+        }
+        TargetDb::connect(url).await
+    }
+
     /// Connects to `postgres://...` or `sqlite://path` (the SQLite file is created if missing).
     pub async fn connect(url: &str) -> Result<TargetDb, TargetError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {

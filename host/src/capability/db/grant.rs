@@ -18,6 +18,10 @@ pub struct RawDbGrant {
     pub update: Option<SpannedList>,
     pub delete: Option<SpannedList>,
     pub ddl: Option<SpannedList>,
+    /// Triggers the step's writes may fire, by name (see `implied/`).
+    pub triggers: Option<SpannedList>,
+    /// PostgreSQL rules the step's writes may fire, by name (see `implied/`).
+    pub rules: Option<SpannedList>,
 }
 
 /// Tables per statement kind. Table names are compared lower-cased, as written
@@ -30,6 +34,12 @@ pub struct DbGrant {
     pub delete: BTreeSet<String>,
     /// DDL (CREATE/ALTER/DROP/TRUNCATE) on these tables; empty unless explicitly granted.
     pub ddl: BTreeSet<String>,
+    /// Triggers the step's writes may fire, by name: a trigger runs code nobody reviewed
+    /// with the step, so each one is accepted explicitly. Compared lower-cased.
+    pub triggers: BTreeSet<String>,
+    /// PostgreSQL rules (`CREATE RULE`) the step's writes may fire, by name, for the
+    /// same reason.
+    pub rules: BTreeSet<String>,
 }
 
 impl DbGrant {
@@ -94,6 +104,24 @@ impl GrantTable for DbGrant {
                 }
             }
         }
+        let names = [
+            ("triggers", &raw.triggers, &mut grant.triggers),
+            ("rules", &raw.rules, &mut grant.rules),
+        ];
+        for (key, list, out) in names {
+            for name in items(list) {
+                let lower = name.get_ref().trim().to_lowercase();
+                if is_table_name(&lower) && !lower.contains('.') {
+                    out.insert(lower);
+                } else {
+                    diags.error_with_help(
+                        name.span(),
+                        format!("invalid name {:?} in `{key}`", name.get_ref()),
+                        "name each one as the database does, unqualified, like \"audit_invoice_change\"",
+                    );
+                }
+            }
+        }
         grant
     }
 
@@ -117,6 +145,18 @@ impl GrantTable for DbGrant {
                 }
             }
         }
+        let named = [
+            ("triggers", &granted.triggers, &needs.triggers, "trigger"),
+            ("rules", &granted.rules, &needs.rules, "rule"),
+        ];
+        for (key, granted, needed, what) in named {
+            for name in needed.difference(granted) {
+                out.push(Missing {
+                    need: format!("to fire {what} {name:?}"),
+                    help: format!("add it to the step: `[steps.grants.db]` {key} = [{name:?}]"),
+                });
+            }
+        }
         out
     }
 
@@ -128,6 +168,15 @@ impl GrantTable for DbGrant {
                 let tables: Vec<&str> = self.tables(kind).iter().map(String::as_str).collect();
                 format!("{kind}: {}", tables.join(", "))
             })
+            .chain(
+                [("triggers", &self.triggers), ("rules", &self.rules)]
+                    .into_iter()
+                    .filter(|(_, names)| !names.is_empty())
+                    .map(|(key, names)| {
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        format!("{key}: {}", names.join(", "))
+                    }),
+            )
             .collect()
     }
 

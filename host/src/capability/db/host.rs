@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::DbHost;
 use super::journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
-use super::{SqlAccess, SqlDialect, SqlError};
+use super::{ImpliedEffects, ImpliedError, Need, SqlAccess, SqlDialect, SqlError, StatementKind};
 use crate::capability::truncate;
 use crate::contract::db::{self, Column, Rows, SqlDialect as WitDialect};
 use crate::contract::types::{CallError, Value};
@@ -106,6 +106,9 @@ impl DbHost<'_> {
                 "an earlier statement of this step failed ({reason}); its transaction is aborted"
             ))));
         }
+        if let Err(e) = self.check_implied(&call, &access).await? {
+            return Ok(Err(e));
+        }
         let params: Vec<SqlValue> = params.into_iter().map(to_sql_value).collect();
         let caps = self.db.caps.result;
         let tx = match self.transaction().await {
@@ -138,6 +141,10 @@ impl DbHost<'_> {
         let elapsed = call.started.elapsed();
         match &result {
             Ok(done) => {
+                // The step's own DDL may have added a key or dropped a trigger.
+                if access.statement == StatementKind::Ddl {
+                    *self.implied = None;
+                }
                 let rows = match done {
                     Done::Rows(rows) => rows.rows.len() as u64,
                     Done::Affected(n) => *n,
@@ -295,6 +302,92 @@ impl DbHost<'_> {
             started_at: call.started_at,
             duration_us: call.started.elapsed().as_micros() as i64,
         });
+    }
+
+    /// What the statement's writes make the database do on its own (cascades, triggers,
+    /// rules, a view's base table) must be granted too: the schema may have changed
+    /// since the preflight, and some paths have none. The catalog is read once per step,
+    /// on its first write, in the step's transaction. `Ok(Err)`: denied (audited) or the
+    /// catalog could not be read; `Err`: stopped at the step's deadline.
+    async fn check_implied(
+        &mut self,
+        call: &StatementCall<'_>,
+        access: &SqlAccess,
+    ) -> wasmtime::Result<Result<(), CallError>> {
+        let writes: Vec<(StatementKind, &str)> = access
+            .requirements()
+            .filter(|(kind, _)| *kind != StatementKind::Select)
+            .collect();
+        if writes.is_empty() {
+            return Ok(Ok(()));
+        }
+        let effects = match self.implied.clone() {
+            Some(effects) => effects,
+            None => match self.read_implied().await {
+                Ok(effects) => effects,
+                Err(e) => {
+                    if let Some(stopped) = e.deadline() {
+                        return Err(self.stopped_at_deadline(call, access, stopped));
+                    }
+                    let message = e.to_string();
+                    self.db.poisoned = Some(message.clone());
+                    let error = CallError::Failed(message);
+                    self.journal_statement(call, Some(access), CallDecision::Allowed, Err(&error));
+                    return Ok(Err(error));
+                }
+            },
+        };
+        for (kind, table) in writes {
+            let needs: Vec<_> = effects
+                .implied_by_write(kind, table, self.grant)
+                .into_iter()
+                .filter(|need| !need.granted)
+                .collect();
+            let Some(first) = needs.first() else {
+                continue;
+            };
+            let target = match &first.need {
+                Need::Table { table, .. }
+                | Need::Trigger { table, .. }
+                | Need::Rule { table, .. } => {
+                    format!("db:{table}")
+                }
+            };
+            let what: Vec<String> = needs
+                .iter()
+                .map(|n| format!("{} ({}; add {})", n.need, n.reason, n.help()))
+                .collect();
+            let reason = format!(
+                "{kind} on table `{table}` would also make the database do what this step is not granted: {}",
+                what.join("; ")
+            );
+            let error = self.deny(&target, reason, call.sql);
+            self.journal_statement(call, Some(access), CallDecision::Denied, Err(&error));
+            return Ok(Err(error));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Reads the target's implied effects in the step's transaction and keeps them for
+    /// the rest of the step.
+    async fn read_implied(&mut self) -> Result<std::sync::Arc<ImpliedEffects>, ImpliedError> {
+        let started = Instant::now();
+        let dialect = match &self.db.target {
+            Some(target) => target.dialect(),
+            None => return Err(ImpliedError::Shape("no target database".into())),
+        };
+        let tx = self.transaction().await.map_err(ImpliedError::Read)?;
+        let effects = std::sync::Arc::new(ImpliedEffects::read(tx, dialect).await?);
+        let (foreign_keys, triggers, rules) = effects.counts();
+        tracing::debug!(
+            target: "runbook::db",
+            step = %self.calls.context.step_id,
+            foreign_keys, triggers, rules,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "read the target's implied effects"
+        );
+        *self.implied = Some(effects.clone());
+        Ok(effects)
     }
 
     /// Parses the statement and checks it against the step's database grant.

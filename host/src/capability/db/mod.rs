@@ -1,11 +1,14 @@
 //! `runbook:plugin/db`: grant-checked SQL against the target database, inside the step's
 //! transaction. The grant (`grant.rs`) lists tables per statement kind; the host impl
 //! (`host.rs`) analyses every statement and checks it before it reaches the database;
-//! successful statements are journaled as counts per statement text (`journal.rs`).
+//! successful statements are journaled as counts per statement text (`journal.rs`);
+//! what the database does implicitly on a write (cascades, triggers, rules, views) must
+//! be granted too (`implied/`).
 
 mod caps;
 mod grant;
 mod host;
+pub mod implied;
 mod journal;
 mod plan;
 pub mod sql;
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 pub use grant::{DbGrant, Denied, RawDbGrant};
+pub use implied::{ImpliedEffects, ImpliedError, ImpliedNeed, Need};
 pub use plan::RowChanges;
 pub use sql::{AnalysisCache, SqlAccess, SqlDialect, SqlError, StatementKind};
 
@@ -42,6 +46,7 @@ impl Capability for Db {
             DbHost {
                 calls: &mut c.calls,
                 grant: &c.db.grant,
+                implied: &mut c.db.implied,
                 db: &mut c.db.session,
                 statements: &mut c.db.statements,
             }
@@ -90,6 +95,9 @@ pub struct DbCaps {
 pub struct DbStep {
     grant: DbGrant,
     pub session: DbSession,
+    /// What the target does implicitly, read on the step's first write (once per step;
+    /// again after the step's own DDL).
+    implied: Option<Arc<ImpliedEffects>>,
     /// Successful statements, counted per statement text.
     statements: StatementTotals,
 }
@@ -99,6 +107,7 @@ impl DbStep {
         DbStep {
             grant,
             session,
+            implied: None,
             statements: StatementTotals::default(),
         }
     }
@@ -117,6 +126,7 @@ impl DbStep {
 pub struct DbHost<'a> {
     calls: &'a mut CallSession,
     grant: &'a DbGrant,
+    implied: &'a mut Option<Arc<ImpliedEffects>>,
     db: &'a mut DbSession,
     statements: &'a mut StatementTotals,
 }

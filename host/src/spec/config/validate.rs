@@ -29,7 +29,8 @@ pub(super) fn config(
     let state_url = raw
         .state
         .url
-        .unwrap_or_else(|| "sqlite://.runbook/state.db".to_string());
+        // The embedded default is created on first use; a configured one must exist.
+        .unwrap_or_else(|| "sqlite://.runbook/state.db?mode=rwc".to_string());
     let runbook_dirs: Vec<PathBuf> = raw
         .paths
         .runbooks

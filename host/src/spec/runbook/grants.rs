@@ -86,6 +86,44 @@ max_per_run = 0
     }
 
     #[test]
+    fn trigger_and_rule_names_are_accepted_by_name() {
+        let text = format!(
+            r#"{HEAD}[[steps]]
+id = "a"
+plugin = "echo"
+[steps.grants.db]
+select = ["t"]
+triggers = ["Audit_Change"]
+rules = ["copy_drafts"]
+"#
+        );
+        let runbook = crate::spec::runbook::parse_runbook(
+            "rb.toml",
+            &text,
+            &crate::spec::runbook::fixtures::catalog(),
+        )
+        .unwrap();
+        let db = runbook.steps[0].grants.db.as_ref().unwrap();
+        assert_eq!(
+            db.triggers,
+            crate::spec::runbook::fixtures::set(&["audit_change"])
+        );
+        assert_eq!(
+            db.rules,
+            crate::spec::runbook::fixtures::set(&["copy_drafts"])
+        );
+
+        let bad = text
+            .replace("\"Audit_Change\"", "\"s.t\", \"\"")
+            .replace("rules =", "rule =");
+        let errs: Vec<String> = errors(&bad).into_iter().map(|(_, _, m)| m).collect();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs[0], "invalid name \"s.t\" in `triggers`");
+        assert_eq!(errs[1], "invalid name \"\" in `triggers`");
+        assert!(errs[2].contains("`rule`"), "{errs:?}");
+    }
+
+    #[test]
     fn grants_the_plugin_needs_but_the_step_does_not_give() {
         let text = format!(
             r#"{HEAD}[[steps]]
