@@ -311,3 +311,59 @@ fn diff_reads_tracked_plugin_components_and_shows_a_changed_one() {
             .contains(&built.display().to_string())
     );
 }
+
+/// The review reads the target's catalog: what a granted write would make the database
+/// do implicitly is shown per step, and what the step is not granted is the error exec
+/// refuses on.
+#[test]
+fn grants_shows_what_the_database_would_do_implicitly_for_each_step() {
+    let ws = Workspace::new(Backend::Sqlite);
+    ws.target_execute(
+        "CREATE TABLE parents (id INTEGER PRIMARY KEY);
+         CREATE TABLE kids (id INTEGER PRIMARY KEY,
+                            parent_id INTEGER REFERENCES parents(id) ON DELETE CASCADE);
+         CREATE TABLE usage_quotas (id INTEGER PRIMARY KEY);",
+    );
+    let runbook = |grant: &str| {
+        format!(
+            "name = \"prune\"\ndescription = \"prune parents\"\n\n[[steps]]\nid = \"prune\"\nplugin = \"quota-reset\"\n[steps.input]\ndimension = \"api_calls\"\n[steps.grants.db]\nselect = [\"usage_quotas\"]\nupdate = [\"usage_quotas\"]\n{grant}\n"
+        )
+    };
+    ws.add_runbook("prune", &runbook("delete = [\"parents\"]"));
+    let review = ws.json(&["grants", "prune", "--json"]);
+    let step = &review["runbooks"][0]["steps"][0];
+    let implied = step["implied"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{review}"));
+    assert_eq!(implied.len(), 1, "{step}");
+    assert_eq!(implied[0]["need"]["table"], "kids", "{step}");
+    assert_eq!(implied[0]["granted"], false, "{step}");
+    assert!(
+        codes(step).contains(&"implied-not-granted".to_string()),
+        "{step}"
+    );
+    let out = ws.run(&["grants", "prune"]);
+    assert!(stdout(&out).contains("NOT granted"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("kids"), "{}", stdout(&out));
+
+    ws.add_runbook("prune", &runbook("delete = [\"parents\", \"kids\"]"));
+    let review = ws.json(&["grants", "prune", "--json"]);
+    let step = &review["runbooks"][0]["steps"][0];
+    assert_eq!(step["implied"][0]["granted"], true, "{step}");
+    assert!(
+        !codes(step).contains(&"implied-not-granted".to_string()),
+        "{step}"
+    );
+
+    // A target that cannot be read is said, and the rest of the review still shown.
+    std::fs::write(
+        ws.path().join("runbook.toml"),
+        std::fs::read_to_string(ws.path().join("runbook.toml"))
+            .unwrap()
+            .replace(&ws.target_url, "sqlite://missing.db"),
+    )
+    .unwrap();
+    let review = ws.json(&["grants", "prune", "--json"]);
+    assert_eq!(review["lints"][0]["code"], "implied-unknown", "{review}");
+    assert_eq!(review["runbooks"][0]["steps"][0]["plugin"], "quota-reset");
+}

@@ -9,10 +9,11 @@ use clap::{Args, ValueEnum};
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN, say};
 use super::session::{Reported, Session};
-use crate::capability::{Lint, Severity};
+use crate::capability::{ImpliedEffects, Lint, Severity};
 use crate::review::{self, GrantDiff, GrantReview, Revision, Role, StepReview};
 use crate::runtime::Runtime;
 use crate::spec::lock::lock_path;
+use crate::target::TargetDb;
 
 pub const AFTER_HELP: &str = "\
 Lints (see the README for how to fix each):
@@ -22,6 +23,10 @@ Lints (see the README for how to fix each):
   unbounded-stripe-writes  Stripe writes without max_writes (refunds: without their caps)
   wildcard-recipient       an email recipient pattern with `*`
   no-lockfile              no runbook.lock: plugins are not pinned
+  implied-unknown          the target's schema could not be read: cascades and triggers
+                           are not reviewed
+  implied-not-granted      (error) a write the step may make cascades or fires a trigger
+                           or rule the step is not granted; exec refuses it
   not-locked, lock-drift   (errors) exec would refuse the plugin: not in runbook.lock, or
                            another digest than the locked one
 
@@ -55,10 +60,12 @@ enum Deny {
 }
 
 pub async fn grants(config: Option<&Path>, args: GrantsArgs) -> u8 {
-    run(config, args).unwrap_or_else(|Reported(code)| code)
+    run(config, args)
+        .await
+        .unwrap_or_else(|Reported(code)| code)
 }
 
-fn run(config: Option<&Path>, args: GrantsArgs) -> Result<u8, Reported> {
+async fn run(config: Option<&Path>, args: GrantsArgs) -> Result<u8, Reported> {
     // A gate that can never fail is a misconfigured gate.
     if args.deny.contains(&Deny::Widenings) && args.diff.is_none() {
         output::error("--deny widenings needs --diff <git-rev> to compare with");
@@ -73,7 +80,8 @@ fn run(config: Option<&Path>, args: GrantsArgs) -> Result<u8, Reported> {
     })?;
     let path = lock_path(&session.config);
     let files = session.runbook_files();
-    let now = review::current(&session.config, &files, &plugins, &runtime, lock);
+    let mut now = review::current(&session.config, &files, &plugins, &runtime, lock);
+    now.schema = Some(schema_of_target(&session).await);
     let mut current = review::review(&now);
     if let Some(name) = &args.runbook {
         current.retain_runbook(name);
@@ -116,6 +124,19 @@ fn run(config: Option<&Path>, args: GrantsArgs) -> Result<u8, Reported> {
     let denied = (args.deny.contains(&Deny::Warnings) && lints > 0)
         || (args.deny.contains(&Deny::Widenings) && widens);
     Ok(if denied { exit::FAILED } else { exit::SUCCESS })
+}
+
+/// What the target database does implicitly, read from its catalog; why not, otherwise
+/// (the review still shows everything else).
+async fn schema_of_target(session: &Session) -> Result<ImpliedEffects, String> {
+    let target = TargetDb::connect_existing(session.config.target_url.expose())
+        .await
+        .map_err(|e| e.to_string())?;
+    let effects = ImpliedEffects::load(&target)
+        .await
+        .map_err(|e| e.to_string());
+    target.close().await;
+    effects
 }
 
 fn show_review(review: &GrantReview) {
@@ -198,6 +219,18 @@ fn show_step(step: &StepReview) {
     }
     for line in or_none(&step.writes) {
         say!("    writes:   {}", line);
+    }
+    for implied in &step.implied {
+        say!(
+            "    implies:  {} {DIM}({}; {}){DIM:#}",
+            implied.need,
+            implied.reason,
+            if implied.granted {
+                "granted"
+            } else {
+                "NOT granted"
+            }
+        );
     }
     for lint in &step.lints {
         show_lint(lint, "    ");

@@ -19,7 +19,7 @@ mod tests;
 
 use serde::Serialize;
 
-use crate::capability::{Grants, Interface, Lint};
+use crate::capability::{Grants, ImpliedNeed, Interface, Lint};
 use crate::spec::lock::Lockfile;
 use crate::spec::runbook::Runbook;
 
@@ -79,6 +79,10 @@ pub struct StepReview {
     pub grants: Vec<String>,
     /// What the grant lets the step change.
     pub writes: Vec<String>,
+    /// What the database would do implicitly because of what the step may write
+    /// (cascading foreign keys, triggers, rules, views' base tables, partitions), each
+    /// marked granted or not; empty when the target's schema was not read.
+    pub implied: Vec<ImpliedNeed>,
     pub lints: Vec<Lint>,
     /// Who must approve, for an approval gate.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +130,12 @@ impl GrantReview {
 /// The review of everything in `inputs`.
 pub fn review(inputs: &Inputs) -> GrantReview {
     let mut lints = Vec::new();
+    if let Some(Err(why)) = &inputs.schema {
+        lints.push(Lint::warning(
+            "implied-unknown",
+            format!("the target database's schema could not be read ({why}): what it does implicitly (cascades, triggers) is not reviewed"),
+        ));
+    }
     if inputs.lock.is_none() {
         lints.push(Lint::warning(
             "no-lockfile",
@@ -168,6 +178,7 @@ fn review_runbook(file: &str, runbook: &Runbook, inputs: &Inputs) -> RunbookRevi
                 declares: Vec::new(),
                 grants: Vec::new(),
                 writes: Vec::new(),
+                implied: Vec::new(),
                 lints: Vec::new(),
                 gate: Some(Gate {
                     approvers: approval.approvers.clone(),
@@ -242,6 +253,23 @@ fn review_step(entry: &Entry<'_>, inputs: &Inputs) -> StepReview {
             ),
         ));
     }
+    let implied = match (&inputs.schema, &entry.grants.db) {
+        (Some(Ok(schema)), Some(db)) => schema.implied_by(db),
+        _ => Vec::new(),
+    };
+    // What exec refuses before the first step.
+    lints.extend(implied.iter().filter(|i| !i.granted).map(|i| {
+        Lint::error(
+            "implied-not-granted",
+            format!(
+                "{}: {} would also write {}, which is not granted (exec refuses it); add {}",
+                i.reason,
+                i.source,
+                i.need,
+                i.help()
+            ),
+        )
+    }));
     let digest = facts.and_then(|f| f.digest.clone());
     lints.extend(lock_lints(
         entry.plugin,
@@ -262,6 +290,7 @@ fn review_step(entry: &Entry<'_>, inputs: &Inputs) -> StepReview {
             .unwrap_or_default(),
         grants: entry.grants.describe(),
         writes,
+        implied,
         lints,
         gate: None,
         granted: entry.grants.clone(),

@@ -64,6 +64,7 @@ fn inputs(body: &str, imports: &[&str], lock: Option<Lockfile>) -> Inputs {
         settings: Settings::default(),
         lock,
         lock_path: Some("runbook.lock".into()),
+        schema: None,
         notes: Vec::new(),
     }
 }

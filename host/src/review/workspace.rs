@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::git::{GitError, Revision};
+use crate::capability::ImpliedEffects;
 use crate::capability::{Grants, Interface};
 use crate::plugin::PluginDirectory;
 use crate::plugin::lock::digest;
@@ -27,6 +28,10 @@ pub struct Inputs {
     pub lock_path: Option<String>,
     /// What could not be compared, for the reader of a diff.
     pub notes: Vec<String>,
+    /// What the target database does implicitly (cascades, triggers, rules), read by the
+    /// caller: the review itself opens no database. `None`: not asked for (a revision);
+    /// `Some(Err)`: why it could not be read.
+    pub schema: Option<Result<ImpliedEffects, String>>,
 }
 
 /// The parts of `runbook.toml` a grant or a gate points at by name.
@@ -108,6 +113,7 @@ pub fn current(
         lock,
         lock_path: Some(lock_path(config).display().to_string()),
         notes: Vec::new(),
+        schema: None,
     }
 }
 
@@ -230,6 +236,7 @@ pub fn at_revision(
         lock: None,
         lock_path: None,
         notes,
+        schema: None,
     })
 }
 
