@@ -221,3 +221,27 @@ fn the_second_run_compiles_nothing() {
         );
     }
 }
+
+/// A dry run sends nothing, so it needs no secret: a refund is planned without a Stripe
+/// key (the workspace's commands run without STRIPE_API_KEY), and nothing is written.
+#[test]
+fn a_refund_is_planned_without_a_stripe_key() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let before = ws.scalar_i64("SELECT COUNT(*) FROM payment_events");
+    let out = ws.run(&[
+        "exec",
+        "issue-refund",
+        "-p",
+        "organization_id=2",
+        "-p",
+        "amount=1500",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned = &report["plan"]["stripe"][0];
+    assert_eq!(planned["operation"], "refunds.create", "{report}");
+    assert_eq!(planned["params"]["amount"], 1500, "{report}");
+    assert_eq!(ws.scalar_i64("SELECT COUNT(*) FROM payment_events"), before);
+}

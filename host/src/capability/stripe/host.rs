@@ -103,8 +103,12 @@ impl StripeHost<'_> {
             return answer.map(|response| response.to_string());
         }
         let step = self.step;
+        // A dry run plans writes without a key: they are not sent, so there is nothing
+        // to authenticate (reads still need one: their answers are real).
+        let plan_offline = op.write && self.calls.dry_run;
         let service = match &step.service.client {
-            Ok(s) => s,
+            Ok(s) => Some(s),
+            Err(_) if plan_offline => None,
             Err(reason) => {
                 let reason = reason.to_string();
                 let record = self.calls.record(
@@ -120,8 +124,13 @@ impl StripeHost<'_> {
             }
         };
         let refund = if op.name == "refunds.create" {
-            match refund_amount(service, &params).await {
-                Ok(amount) => Some(amount),
+            let amount = match service {
+                Some(service) => refund_amount(service, &params).await.map(Some),
+                // Without a key the amount of a whole-charge refund is not known.
+                None => stated_refund(&params),
+            };
+            match amount {
+                Ok(amount) => amount,
                 Err(e) => {
                     let record = self.calls.record(
                         &call,
@@ -169,6 +178,11 @@ impl StripeHost<'_> {
             return Ok(placeholder.to_string());
         }
 
+        let Some(service) = service else {
+            return Err(CallError::Unavailable(
+                "no Stripe client for a call that is sent".into(),
+            ));
+        };
         let result = send(service, op, &params, key.as_deref()).await;
         let result = result.map_err(|e| {
             if e.transient {
@@ -222,18 +236,26 @@ impl StripeHost<'_> {
 /// How much a `refunds.create` would refund: `amount` if given; otherwise what is left of
 /// the charge, which the host reads from Stripe itself so a "full refund" cannot slip
 /// past the budget.
-async fn refund_amount(
-    service: &StripeClient,
-    params: &Map<String, Value>,
-) -> Result<i64, CallError> {
-    if let Some(amount) = params.get("amount") {
-        return match amount.as_i64() {
-            Some(a) if a > 0 => Ok(a),
+/// The `amount` a refund states, checked; `None` when it refunds the whole charge.
+fn stated_refund(params: &Map<String, Value>) -> Result<Option<i64>, CallError> {
+    match params.get("amount") {
+        None => Ok(None),
+        Some(amount) => match amount.as_i64() {
+            Some(a) if a > 0 => Ok(Some(a)),
             _ => Err(CallError::Invalid(
                 "refunds.create: `amount` must be a positive integer (smallest currency unit)"
                     .into(),
             )),
-        };
+        },
+    }
+}
+
+async fn refund_amount(
+    service: &StripeClient,
+    params: &Map<String, Value>,
+) -> Result<i64, CallError> {
+    if let Some(amount) = stated_refund(params)? {
+        return Ok(amount);
     }
     let Some(charge) = params.get("charge").and_then(Value::as_str) else {
         return Err(CallError::Invalid(
