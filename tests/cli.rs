@@ -25,7 +25,9 @@ fn help_documents_the_exit_codes() {
 #[test]
 fn shipped_runbooks_validate() {
     let ws = Workspace::new(Backend::Sqlite);
-    let out = ws.run(&["validate", "--json"]);
+    ws.write_config("[groups]\nbilling-leads = [\"lee\"]\n");
+    // --offline: the files only, not this host's secrets (there is no Stripe key here).
+    let out = ws.run(&["validate", "--offline", "--json"]);
     assert_success(&out);
     let results: Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<String> = results
@@ -283,4 +285,46 @@ fn a_missing_sqlite_target_or_state_store_is_reported_not_created() {
     );
     assert!(ws.path().join("fresh.db").exists() && ws.path().join("fresh-state.db").exists());
     assert_success(&ws.run(&["runs"]));
+}
+
+/// `validate` checks what `exec` would refuse on this host before its first step: an
+/// approver group runbook.toml does not define, a Stripe write without a key.
+#[test]
+fn validate_reports_what_exec_would_refuse_on_this_host() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let out = ws.run(&["validate", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors_of = |name: &str| -> Vec<String> {
+        let entry = results
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["file"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name}: {results}"));
+        entry["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let refund = errors_of("refund-and-downgrade.toml");
+    assert!(
+        refund
+            .iter()
+            .any(|e| e.contains("approver group `billing-leads`")),
+        "{refund:?}"
+    );
+    assert!(
+        refund.iter().any(|e| e.contains("STRIPE_API_KEY")),
+        "{refund:?}"
+    );
+    // Reads only (and no undefined group): fine without a key.
+    assert!(errors_of("webhook-failure.toml").is_empty(), "{results}");
+    // exec refuses the same before its first step, with the same words.
+    let (code, _, out) = ws.exec("issue-refund", &["organization_id=2", "amount=1500"]);
+    assert_eq!(code, 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("STRIPE_API_KEY"), "{}", stderr(&out));
+    assert_eq!(ws.json(&["runs", "--json"]).as_array().unwrap().len(), 0);
 }

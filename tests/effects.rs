@@ -610,41 +610,74 @@ fn without_smtp_mail_lands_in_the_outbox_as_eml_files() {
         "new_tier": "free", "stripe_subscription_id": "sub_1", "at_period_end": true,
         "effective_date": "2026-12-11"
     });
+    let email = json!({ "email": ["billing@driftwood.blog"], "template": "subscription-canceled", "context": context });
+    let mail_grant = "[steps.grants.email]\nrecipients = [\"billing@driftwood.blog\"]";
     ws.add_runbook(
         "effects",
-        &effector_runbook(
-            "[steps.grants.email]\nrecipients = [\"billing@driftwood.blog\"]\n[steps.grants.stripe]\noperations = [\"subscriptions.retrieve\"]",
-            json!([
-                { "email": ["billing@driftwood.blog"], "template": "subscription-canceled", "context": context },
-                { "stripe": "subscriptions.retrieve", "params": { "id": "sub_1" } },
-            ]),
-            "",
-        ),
+        &effector_runbook(mail_grant, json!([email.clone()]), ""),
     );
     let (code, report, out) = ws.exec("effects", &[]);
     assert_eq!(code, 0, "{}", stderr(&out));
     let results = &report["steps"][0]["output"]["results"];
     assert!(results[0]["ok"]["message_id"].is_string(), "{results}");
-    // Granted, but not configured on this host: said so, not faked.
-    assert_eq!(results[1]["error"]["kind"], "unavailable", "{results}");
-    assert!(
-        results[1]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("STRIPE_API_KEY"),
-        "{results}"
-    );
-
     let outbox = ws.path().join(".runbook/outbox");
-    let files: Vec<_> = std::fs::read_dir(&outbox)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let files = files();
     assert_eq!(files.len(), 1, "{files:?}");
     let eml = std::fs::read_to_string(&files[0]).unwrap();
     assert!(eml.contains("To: billing@driftwood.blog"), "{eml}");
     assert!(eml.contains("Subject: "), "{eml}");
     assert!(eml.contains("Driftwood Blog"), "{eml}");
+
+    // A Stripe write granted, but Stripe not configured on this host: refused before
+    // anything runs, naming what is missing — not a step failing later, after approvals.
+    // (A read alone is answered `unavailable` to the plugin, which may carry on.)
+    ws.add_runbook(
+        "effects",
+        &effector_runbook(
+            &format!(
+                "{mail_grant}\n[steps.grants.stripe]\noperations = [\"subscriptions.retrieve\", \"subscriptions.cancel\"]"
+            ),
+            json!([email, { "stripe": "subscriptions.cancel", "params": { "id": "sub_1" } }]),
+            "",
+        ),
+    );
+    let (code, _, out) = ws.exec("effects", &[]);
+    assert_eq!(code, 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("STRIPE_API_KEY"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_dir(&outbox).unwrap().count(),
+        1,
+        "nothing was sent"
+    );
+    // A dry run sends nothing and needs no key.
+    let out = ws.run(&["exec", "effects", "--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A read granted without a key: the plugin is told, not faked.
+    ws.add_runbook(
+        "reads",
+        &effector_runbook(
+            "[steps.grants.stripe]\noperations = [\"subscriptions.retrieve\"]",
+            json!([{ "stripe": "subscriptions.retrieve", "params": { "id": "sub_1" } }]),
+            "",
+        ),
+    );
+    let (code, report, out) = ws.exec("reads", &[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let error = &report["steps"][0]["output"]["results"][0]["error"];
+    assert_eq!(error["kind"], "unavailable", "{report}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("STRIPE_API_KEY"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -29,6 +29,22 @@ pub struct Services {
 }
 
 impl Services {
+    /// Why the services `grants` call on cannot be used on this host (a missing Stripe
+    /// key or webhook secret, unusable mail settings), one line each; empty when all can.
+    pub fn unavailable_for(&self, grants: &super::Grants) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(grant) = &grants.stripe {
+            reasons.extend(self.stripe.unavailable_for(grant));
+        }
+        if let Some(grant) = &grants.webhook {
+            reasons.extend(self.webhook.unavailable_for(grant));
+        }
+        if grants.email.is_some() {
+            reasons.extend(self.email.unavailable());
+        }
+        reasons
+    }
+
     pub fn from_config(config: &impl ServiceConfig) -> Services {
         Services {
             stripe: Arc::new(StripeService::from_config(config.stripe())),

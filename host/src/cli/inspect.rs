@@ -10,7 +10,8 @@ use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
 use super::output::{say, say_err};
 use super::session::{Reported, Session};
-use crate::capability::{Grants, Interface};
+use crate::capability::{Grants, Interface, Services};
+use crate::exec::host_problems;
 use crate::plugin::PluginDirectory;
 use crate::plugin::lock::{check, digests};
 use crate::runtime::Runtime;
@@ -37,6 +38,10 @@ pub struct ShowArgs {
 pub struct ValidateArgs {
     /// Runbook files to check [default: every runbook in the runbook folders]
     files: Vec<PathBuf>,
+    /// Check only the files, not what depends on this host: whether the services the
+    /// grants call on can be used here (the Stripe key, webhook secrets, mail settings)
+    #[arg(long)]
+    offline: bool,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -168,9 +173,30 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
     };
     let mut results = Vec::new();
     let mut all_ok = true;
+    let services = (!args.offline).then(|| Services::from_config(&session.config));
     for file in &files {
         match load_runbook(file, &plugins) {
-            Ok(_) => results.push(json!({ "file": file, "valid": true, "errors": [] })),
+            Ok(runbook) => {
+                // What `exec` would refuse on this host before the first step.
+                let problems: Vec<Value> =
+                    host_problems(&runbook, &session.config.groups, services.as_ref())
+                        .iter()
+                        .map(|problem| json!({ "file": file, "message": problem.to_string() }))
+                        .collect();
+                if !args.json {
+                    for problem in &problems {
+                        output::error(&format!(
+                            "{}: {}",
+                            file.display(),
+                            problem["message"].as_str().unwrap_or_default()
+                        ));
+                    }
+                }
+                all_ok &= problems.is_empty();
+                results.push(
+                    json!({ "file": file, "valid": problems.is_empty(), "errors": problems }),
+                );
+            }
             Err(diagnostics) => {
                 all_ok = false;
                 if !args.json {

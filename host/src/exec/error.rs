@@ -63,6 +63,11 @@ pub enum ExecError {
     RunbookChanged { run_id: String, runbook: String },
     #[error("run {run_id} cannot be resumed: {reason}")]
     NotResumable { run_id: String, reason: String },
+    #[error(
+        "step `{step}` could not make the effects it is granted on this host: {}",
+        .reasons.join("; ")
+    )]
+    ServiceUnavailable { step: String, reasons: Vec<String> },
     #[error("step `{step}`: approver group `{group}` is not defined in runbook.toml (`[groups]`)")]
     UnknownGroup { step: String, group: String },
     #[error("{0}")]
@@ -152,6 +157,7 @@ impl ExecError {
             | ExecError::RunbookChanged { .. }
             | ExecError::NotResumable { .. }
             | ExecError::UnknownGroup { .. }
+            | ExecError::ServiceUnavailable { .. }
             | ExecError::NotAllowed(_)
             | ExecError::Held { .. } => ErrorKind::InvalidInput,
             ExecError::State(_)

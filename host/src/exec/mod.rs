@@ -27,6 +27,7 @@ use serde_json::Value;
 pub use approval::{Groups, NotEligible, may_approve};
 pub use error::{ErrorKind, ExecError};
 pub use plan::Plan;
+pub use preflight::host_problems;
 pub use report::{AwaitingApproval, RollbackReport, RunReport, StepReport};
 pub use rollback::PendingUndo;
 

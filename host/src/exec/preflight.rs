@@ -9,13 +9,68 @@ use std::collections::hash_map::Entry;
 
 use serde_json::json;
 
-use super::{ExecError, Executor};
+use super::{ExecError, Executor, Groups};
+use crate::capability::Services;
 use crate::runtime::{LoadedPlugin, RuntimeError};
 use crate::spec::runbook::{Runbook, Step};
 use crate::state::NewAuditEntry;
 
 /// The run's plugins, loaded and checked, by name.
 pub(super) type Plugins = HashMap<String, LoadedPlugin>;
+
+/// What this host's settings do not give a runbook, each as the error `exec` stops on:
+/// approver groups it names that `runbook.toml` does not define, and services its
+/// grants call on that cannot be used here (`services`; `None` for a dry run, which
+/// sends nothing) — a missing Stripe key or webhook secret stops a run before its
+/// first step, not at a later one after its approvals. `runbook validate` reports the
+/// same list.
+pub fn host_problems(
+    runbook: &Runbook,
+    groups: &Groups,
+    services: Option<&Services>,
+) -> Vec<ExecError> {
+    let mut problems = Vec::new();
+    let named = runbook
+        .steps
+        .iter()
+        .flat_map(|step| {
+            let approvers = step.approval.iter().flat_map(|a| a.approvers.iter());
+            approvers.map(move |a| (step.id.as_str(), a))
+        })
+        .chain(
+            runbook
+                .rollback_approvers
+                .iter()
+                .map(|a| ("rollback_approvers", a)),
+        );
+    for (step, approver) in named {
+        if let Some(group) = approver.strip_prefix("group:")
+            && !groups.contains_key(group)
+        {
+            problems.push(ExecError::UnknownGroup {
+                step: step.to_string(),
+                group: group.to_string(),
+            });
+        }
+    }
+    if let Some(services) = services {
+        for step in &runbook.steps {
+            let rollback = step.rollback.as_ref().map(|r| &r.grants);
+            let mut reasons: Vec<String> = std::iter::once(&step.grants)
+                .chain(rollback)
+                .flat_map(|grants| services.unavailable_for(grants))
+                .collect();
+            reasons.dedup();
+            if !reasons.is_empty() {
+                problems.push(ExecError::ServiceUnavailable {
+                    step: step.id.clone(),
+                    reasons,
+                });
+            }
+        }
+    }
+    problems
+}
 
 impl Executor<'_> {
     /// Everything `exec` and `resume` check before the first step.
@@ -24,30 +79,16 @@ impl Executor<'_> {
         runbook: &Runbook,
         actor: &str,
     ) -> Result<Plugins, ExecError> {
-        self.check_groups(runbook)?;
+        let services = (!self.dry_run).then_some(&*self.services);
+        if let Some(problem) = host_problems(runbook, &self.groups, services)
+            .into_iter()
+            .next()
+        {
+            return Err(problem);
+        }
         let plugins = self.load_plugins(runbook, actor).await?;
         self.check_implied(runbook, actor).await?;
         Ok(plugins)
-    }
-
-    /// Every `group:<name>` an approval names must exist in `runbook.toml`.
-    fn check_groups(&self, runbook: &Runbook) -> Result<(), ExecError> {
-        for step in &runbook.steps {
-            let Some(approval) = &step.approval else {
-                continue;
-            };
-            for approver in &approval.approvers {
-                if let Some(group) = approver.strip_prefix("group:")
-                    && !self.groups.contains_key(group)
-                {
-                    return Err(ExecError::UnknownGroup {
-                        step: step.id.clone(),
-                        group: group.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Loads every plugin the runbook uses (rollback plugins too) and compares each

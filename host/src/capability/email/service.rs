@@ -41,6 +41,15 @@ impl std::fmt::Debug for EmailService {
 }
 
 impl EmailService {
+    /// Why this host cannot send the mail a grant allows (sender or transport).
+    pub fn unavailable(&self) -> Vec<String> {
+        [self.from.as_ref().err(), self.transport.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     pub fn from_config(config: &EmailConfig, templates: &Path) -> EmailService {
         let transport = match &config.delivery {
             EmailDelivery::Outbox(dir) => Ok(MailTransport::Outbox(dir.clone())),

@@ -36,6 +36,21 @@ impl std::fmt::Debug for StripeService {
 }
 
 impl StripeService {
+    /// Why a step with this grant could not make the Stripe writes it is granted here;
+    /// checked before a run starts, so it does not fail at a later step after its
+    /// approvals. Reads are left to the step: a plugin may carry on without them (it is
+    /// answered `unavailable`), while a write it cannot make is an effect lost.
+    pub fn unavailable_for(&self, grant: &super::StripeGrant) -> Option<String> {
+        let writes = grant
+            .operations
+            .iter()
+            .any(|name| super::stripe_operation(name).is_some_and(|op| op.write));
+        match &self.client {
+            Err(e) if writes => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
     pub fn from_config(config: &StripeConfig) -> StripeService {
         let client = match std::env::var(&config.api_key_env) {
             Ok(key) if !key.trim().is_empty() => {

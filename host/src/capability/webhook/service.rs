@@ -44,6 +44,18 @@ pub struct MissingSecret {
 }
 
 impl WebhookService {
+    /// The granted endpoints this host cannot sign deliveries for, one line each.
+    pub fn unavailable_for(&self, grant: &super::WebhookGrant) -> Vec<String> {
+        grant
+            .endpoints
+            .iter()
+            .filter_map(|name| match self.endpoints.get(name).map(|e| &e.secret) {
+                Some(Err(missing)) => Some(missing.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn from_config(config: &BTreeMap<String, WebhookConfig>) -> WebhookService {
         let endpoints = config
             .iter()
