@@ -383,3 +383,40 @@ impl CallSession {
         reason
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Stripe idempotency key, the email Message-ID and the webhook delivery id are
+    /// derived from run, step and call number: the same on every attempt and in every
+    /// process that resumes the run.
+    #[tokio::test]
+    async fn the_idempotency_key_does_not_depend_on_the_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let state = StateStore::open(&url).await.unwrap();
+        let context = Arc::new(StepContext {
+            run_id: "r1".into(),
+            step_id: "refund".into(),
+            plugin: "p".into(),
+            plugin_digest: "d".into(),
+            operator: "ops".into(),
+        });
+        let key = |attempt| {
+            let mut session = CallSession::new(
+                context.clone(),
+                state.clone(),
+                Arc::default(),
+                false,
+                0,
+                attempt,
+            );
+            session.begin_call("stripe", "noop", "{}", Value::Null, false);
+            let call = session.begin_call("stripe", "refunds.create", "{}", Value::Null, true);
+            session.idempotency_key(&call)
+        };
+        assert_eq!(key(1), "runbook-r1-refund-1");
+        assert_eq!(key(1), key(3));
+    }
+}
