@@ -173,11 +173,10 @@ fn an_at_least_once_email_is_sent_again_with_the_same_message_id() {
     assert!(audited(&w, &run_id, "email.unknown").is_empty());
 }
 
-#[test]
-fn a_webhook_possibly_delivered_before_a_crash_is_not_delivered_again() {
-    let w = World::new();
-    // Point the demo's failed events at real events in Stripe (as effects.rs does).
-    let events: Vec<String> = w.seed["events"]
+/// Points the demo's failed events at real events in Stripe (as effects.rs does) and
+/// returns their ids, sorted.
+fn failed_events(w: &World) -> Vec<String> {
+    let mut events: Vec<String> = w.seed["events"]
         .as_array()
         .unwrap()
         .iter()
@@ -193,19 +192,30 @@ fn a_webhook_possibly_delivered_before_a_crash_is_not_delivered_again() {
                           ORDER BY id LIMIT 1 OFFSET {i});"
         ));
     }
+    events.sort();
+    events
+}
+
+/// The event ids the receiver got, sorted.
+fn received_events(deliveries: &[Value]) -> Vec<String> {
+    let mut received: Vec<String> = deliveries
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap().to_string())
+        .collect();
+    received.sort();
+    received
+}
+
+#[test]
+fn a_webhook_possibly_delivered_before_a_crash_is_not_delivered_again() {
+    let w = World::new();
+    let events = failed_events(&w);
     let (run_id, _) =
         crash_after_send_then_resume(&w, "replay", &["webhook-failure", "-p", "replay=true"]);
 
     // Every event reached the endpoint exactly once, each under its own delivery id.
     let deliveries = w.receiver.deliveries();
-    let mut received: Vec<&str> = deliveries
-        .iter()
-        .map(|d| d["event_id"].as_str().unwrap())
-        .collect();
-    received.sort();
-    let mut expected: Vec<&str> = events.iter().map(String::as_str).collect();
-    expected.sort();
-    assert_eq!(received, expected, "{deliveries:?}");
+    assert_eq!(received_events(&deliveries), events, "{deliveries:?}");
     let first = deliveries[0]["delivery_id"].as_str().unwrap();
     assert!(
         first.starts_with(&format!("runbook-{run_id}-replay-")),
@@ -227,4 +237,42 @@ fn a_webhook_possibly_delivered_before_a_crash_is_not_delivered_again() {
         unknown[0]["detail"].as_str().unwrap().contains(first),
         "{unknown:?}"
     );
+}
+
+#[test]
+fn an_at_least_once_webhook_is_delivered_again_with_the_same_delivery_id() {
+    let w = World::new();
+    let events = failed_events(&w);
+    let shipped =
+        std::fs::read_to_string(support::repo_root().join("runbooks/webhook-failure.toml"))
+            .unwrap();
+    let text = shipped
+        .replacen(
+            "name = \"webhook-failure\"",
+            "name = \"webhook-failure-twice\"",
+            1,
+        )
+        .replacen(
+            "[steps.grants.webhook]\nendpoints = [\"app\"]\n",
+            "[steps.grants.webhook]\nendpoints = [\"app\"]\ndelivery = \"at-least-once\"\n",
+            1,
+        );
+    assert!(text.contains("at-least-once"), "the grant was not found");
+    w.ws.add_runbook("webhook-failure-twice", &text);
+    let (run_id, _) = crash_after_send_then_resume(
+        &w,
+        "replay",
+        &["webhook-failure-twice", "-p", "replay=true"],
+    );
+
+    // The delivery the killed process made arrives again, under the same delivery id.
+    let deliveries = w.receiver.deliveries();
+    assert_eq!(deliveries.len(), events.len() + 1, "{deliveries:?}");
+    assert_eq!(deliveries[0]["event_id"], deliveries[1]["event_id"]);
+    assert_eq!(deliveries[0]["delivery_id"], deliveries[1]["delivery_id"]);
+    let mut unique = received_events(&deliveries);
+    unique.dedup();
+    assert_eq!(unique, events);
+    assert_eq!(audited(&w, &run_id, "webhook.resent").len(), 1);
+    assert!(audited(&w, &run_id, "webhook.unknown").is_empty());
 }
