@@ -4,7 +4,8 @@
 
 * POST /webhooks/stripe verifies `Stripe-Signature` with the official library
   (`stripe.Webhook.construct_event`, default 300 s tolerance). Valid: answers 200
-  {"received": true} and appends {"event_id", "type", "verified": true, "status": 200}
+  {"received": true} and appends {"event_id", "type", "verified": true, "status": 200,
+  "delivery_id" (the Runbook-Delivery-Id header)}
   to the JSON-lines log FILE. Invalid signature or payload: answers 400 with the reason
   and logs {"event_id", "type" (when the payload says), "verified": false, "reason",
   "status": 400}.
@@ -56,7 +57,8 @@ def make_app(secret, log_path):
             return web.json_response({"error": reason}, status=400)
         status = failures.pop(0) if failures else 200
         log({"event_id": event.id, "type": event.type, "verified": True,
-             "status": status})
+             "status": status,
+             "delivery_id": request.headers.get("Runbook-Delivery-Id")})
         if status != 200:
             return web.json_response({"error": "injected"}, status=status)
         return web.json_response({"received": True})

@@ -63,7 +63,7 @@ impl RunBudget {
                 && call.ok
                 && matches!(
                     call.decision,
-                    CallDecision::Allowed | CallDecision::Replayed
+                    CallDecision::Allowed | CallDecision::Replayed | CallDecision::Intent
                 );
             let Some(step_id) = usize::try_from(call.step_index)
                 .ok()
@@ -92,7 +92,10 @@ impl RunBudget {
                         s.refunded += refunded;
                     });
                 }
-                "email" if call.decision == CallDecision::Allowed => {
+                // An intent without an outcome was possibly sent: it counts.
+                "email"
+                    if matches!(call.decision, CallDecision::Allowed | CallDecision::Intent) =>
+                {
                     budget.charge(step_id, |s| s.emails += 1);
                 }
                 _ => {}

@@ -105,7 +105,30 @@ impl CallSession {
         outcome: Result<Option<Value>, &CallError>,
         idempotency_key: Option<String>,
     ) {
-        let record = match outcome {
+        let record = self.made_record(call, outcome, idempotency_key);
+        self.journal(record).await;
+    }
+
+    /// Journals the outcome of a call whose intent was journaled before it left
+    /// (replacing the intent), at once whether it succeeded or failed: an intent left
+    /// standing reads as "possibly sent" after a crash.
+    pub(crate) async fn journal_sent(
+        &mut self,
+        call: &Call,
+        outcome: Result<Option<Value>, &CallError>,
+        id: &str,
+    ) {
+        let record = self.made_record(call, outcome, Some(id.to_string()));
+        self.journal_now(record).await;
+    }
+
+    fn made_record(
+        &self,
+        call: &Call,
+        outcome: Result<Option<Value>, &CallError>,
+        idempotency_key: Option<String>,
+    ) -> CallRecord {
+        match outcome {
             Ok(response) => self.record(
                 call,
                 CallDecision::Allowed,
@@ -122,8 +145,7 @@ impl CallSession {
                 Some(e.message()),
                 idempotency_key,
             ),
-        };
-        self.journal(record).await;
+        }
     }
 
     /// Answers a call that an earlier attempt of this step already made with this very
@@ -132,9 +154,15 @@ impl CallSession {
     pub(crate) async fn replay(&mut self, call: &Call) -> Option<Result<Value, CallError>> {
         let done = self.completed_effect(call).await?;
         let response = done.response.clone().unwrap_or(Value::Null);
+        // A call answered as "unknown, possibly sent" stays unknown on later attempts.
+        let decision = if done.decision == CallDecision::Unknown {
+            CallDecision::Unknown
+        } else {
+            CallDecision::Replayed
+        };
         let record = self.record(
             call,
-            CallDecision::Replayed,
+            decision,
             done.ok,
             done.response,
             done.error.clone(),
@@ -283,26 +311,31 @@ impl CallSession {
     pub(crate) async fn journal(&mut self, record: CallRecord) {
         let durable_now = record.effect && record.ok && record.decision == CallDecision::Allowed;
         if durable_now {
-            if let Err(e) = self
-                .state
-                .record_calls(&self.context.run_id, std::slice::from_ref(&record))
-                .await
-            {
-                tracing::error!(target: "runbook::journal", "could not journal an effect: {e}");
-                self.push_log(LogLine {
-                    at: chrono::Utc::now(),
-                    level: "error".into(),
-                    stream: "host".into(),
-                    message: format!(
-                        "could not journal an effect at once ({e}); kept for the step's outcome"
-                    ),
-                    fields: Default::default(),
-                });
-                self.pending.push(record);
-            }
+            self.journal_now(record).await;
             return;
         }
         self.pending.push(record);
+    }
+
+    /// Stores a call at once (kept for the step's outcome if the store fails).
+    pub(crate) async fn journal_now(&mut self, record: CallRecord) {
+        if let Err(e) = self
+            .state
+            .record_calls(&self.context.run_id, std::slice::from_ref(&record))
+            .await
+        {
+            tracing::error!(target: "runbook::journal", "could not journal an effect: {e}");
+            self.push_log(LogLine {
+                at: chrono::Utc::now(),
+                level: "error".into(),
+                stream: "host".into(),
+                message: format!(
+                    "could not journal an effect at once ({e}); kept for the step's outcome"
+                ),
+                fields: Default::default(),
+            });
+            self.pending.push(record);
+        }
     }
 
     /// Writes the pending calls to the journal once there are many, so a step that makes
@@ -348,5 +381,42 @@ impl CallSession {
         );
         self.journal(record).await;
         reason
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Stripe idempotency key, the email Message-ID and the webhook delivery id are
+    /// derived from run, step and call number: the same on every attempt and in every
+    /// process that resumes the run.
+    #[tokio::test]
+    async fn the_idempotency_key_does_not_depend_on_the_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let state = StateStore::open(&url).await.unwrap();
+        let context = Arc::new(StepContext {
+            run_id: "r1".into(),
+            step_id: "refund".into(),
+            plugin: "p".into(),
+            plugin_digest: "d".into(),
+            operator: "ops".into(),
+        });
+        let key = |attempt| {
+            let mut session = CallSession::new(
+                context.clone(),
+                state.clone(),
+                Arc::default(),
+                false,
+                0,
+                attempt,
+            );
+            session.begin_call("stripe", "noop", "{}", Value::Null, false);
+            let call = session.begin_call("stripe", "refunds.create", "{}", Value::Null, true);
+            session.idempotency_key(&call)
+        };
+        assert_eq!(key(1), "runbook-r1-refund-1");
+        assert_eq!(key(1), key(3));
     }
 }

@@ -14,6 +14,8 @@ fn decision_label(decision: CallDecision) -> String {
         CallDecision::Denied => format!("{FAIL}denied{FAIL:#}"),
         CallDecision::Replayed => format!("{WARN}replayed from journal{WARN:#}"),
         CallDecision::DryRun => format!("{WARN}dry run{WARN:#}"),
+        CallDecision::Intent => format!("{WARN}intent, no outcome recorded{WARN:#}"),
+        CallDecision::Unknown => format!("{WARN}unknown, possibly sent{WARN:#}"),
     }
 }
 use super::output::say;

@@ -45,6 +45,9 @@ fn decision(decision: CallDecision) -> Decision {
         CallDecision::Denied => Decision::Denied,
         CallDecision::Replayed => Decision::Replayed,
         CallDecision::DryRun => Decision::DryRun,
+        // The contract has no word for "possibly sent": a rollback plugin must treat the
+        // effect as one it cannot be sure of, which `unknown` says.
+        CallDecision::Intent | CallDecision::Unknown => Decision::Unknown,
     }
 }
 
@@ -319,6 +322,7 @@ mod tests {
             CallDecision::Denied,
             CallDecision::Replayed,
             CallDecision::DryRun,
+            CallDecision::Unknown,
         ] {
             assert_eq!(
                 serde_json::to_value(d).unwrap(),

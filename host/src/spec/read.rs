@@ -268,7 +268,7 @@ number = "1"
         assert_eq!(helps[3].as_deref(), Some("did you mean `select`?"));
         assert_eq!(
             helps[4].as_deref(),
-            Some("allowed keys here: recipients, max_per_run")
+            Some("allowed keys here: recipients, max_per_run, delivery")
         );
         assert_eq!(
             helps[5].as_deref(),

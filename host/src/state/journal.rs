@@ -21,6 +21,13 @@ pub enum CallDecision {
     Replayed,
     /// Granted, and not carried out because the run is a dry run.
     DryRun,
+    /// Journaled before an effect without idempotency (an email, a webhook delivery)
+    /// left; replaced by the call's outcome when it returns. Left behind only when the
+    /// process died in between: the message may or may not have been sent.
+    Intent,
+    /// An earlier attempt's intent had no outcome: the message was possibly sent before
+    /// a crash and, the grant being at-most-once, was not sent again.
+    Unknown,
 }
 
 impl CallDecision {
@@ -30,6 +37,8 @@ impl CallDecision {
             CallDecision::Denied => "denied",
             CallDecision::Replayed => "replayed",
             CallDecision::DryRun => "dry-run",
+            CallDecision::Intent => "intent",
+            CallDecision::Unknown => "unknown",
         }
     }
 
@@ -39,6 +48,8 @@ impl CallDecision {
             "denied" => CallDecision::Denied,
             "replayed" => CallDecision::Replayed,
             "dry-run" => CallDecision::DryRun,
+            "intent" => CallDecision::Intent,
+            "unknown" => CallDecision::Unknown,
             _ => return None,
         })
     }
@@ -73,7 +84,8 @@ pub struct CallRecord {
     pub duration_us: i64,
 }
 
-/// Inserts `calls` of run `run_id` inside the caller's write transaction.
+/// Inserts `calls` of run `run_id` inside the caller's write transaction. A call that
+/// was journaled as an intent is replaced by its outcome (same attempt and seq).
 pub(super) async fn insert_calls(
     conn: &mut AnyConnection,
     run_id: &str,
@@ -90,7 +102,12 @@ pub(super) async fn insert_calls(
             "INSERT INTO calls (run_id, step_index, attempt, seq, interface, operation, \
                  params, request_digest, decision, outcome, effect, response, error, \
                  idempotency_key, started_at, duration_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (run_id, step_index, attempt, seq) DO UPDATE SET \
+                 decision = excluded.decision, outcome = excluded.outcome, \
+                 response = excluded.response, error = excluded.error, \
+                 idempotency_key = excluded.idempotency_key, duration_us = excluded.duration_us \
+                 WHERE calls.decision = 'intent'",
         )
         .bind(run_id)
         .bind(call.step_index)
@@ -141,13 +158,42 @@ impl StateStore {
              decision, outcome, effect, response, error, idempotency_key, started_at, \
              duration_us FROM calls \
              WHERE run_id = $1 AND step_index = $2 AND seq = $3 AND request_digest = $4 \
-             AND effect = 1 AND outcome = 'ok' AND decision IN ('allowed', 'replayed') \
+             AND effect = 1 AND outcome = 'ok' AND decision IN ('allowed', 'replayed', 'unknown') \
              ORDER BY attempt LIMIT 1",
         )
         .bind(run_id)
         .bind(step_index)
         .bind(seq)
         .bind(request_digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| call_from_row(run_id, &r)).transpose()
+    }
+
+    /// An intent an earlier attempt (before `attempt`) of the same step journaled for its
+    /// `seq`-th call with exactly this request and never replaced by an outcome: the
+    /// process died while the message was leaving, so it was possibly sent.
+    pub async fn open_intent(
+        &self,
+        run_id: &str,
+        step_index: i64,
+        seq: i64,
+        request_digest: &str,
+        attempt: i64,
+    ) -> Result<Option<CallRecord>, StateError> {
+        let row = sqlx::query(
+            "SELECT step_index, attempt, seq, interface, operation, params, request_digest, \
+             decision, outcome, effect, response, error, idempotency_key, started_at, \
+             duration_us FROM calls \
+             WHERE run_id = $1 AND step_index = $2 AND seq = $3 AND request_digest = $4 \
+             AND attempt < $5 AND decision = 'intent' \
+             ORDER BY attempt DESC LIMIT 1",
+        )
+        .bind(run_id)
+        .bind(step_index)
+        .bind(seq)
+        .bind(request_digest)
+        .bind(attempt)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| call_from_row(run_id, &r)).transpose()
@@ -199,4 +245,109 @@ fn call_from_row(run_id: &str, row: &AnyRow) -> Result<CallRecord, StateError> {
         started_at: parse_ts(|| at("started_at"), &started)?,
         duration_us: col(row, "duration_us", loc)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::state::testutil::{RUN_A, new_run, on_all_backends, t};
+
+    fn email(attempt: i64, decision: CallDecision, ok: bool) -> CallRecord {
+        CallRecord {
+            step_index: 0,
+            attempt,
+            seq: 0,
+            interface: "email".into(),
+            operation: "send".into(),
+            params: json!({ "to": ["ops@example.com"] }),
+            request_digest: "d1".into(),
+            decision,
+            ok,
+            effect: true,
+            response: Some(json!({ "message_id": "m-1" })),
+            error: None,
+            idempotency_key: Some("m-1".into()),
+            started_at: t("2025-06-01T10:00:00Z"),
+            duration_us: 5,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_intent_is_replaced_by_its_outcome_and_left_behind_only_by_a_crash() {
+        on_all_backends(|_, url| async move {
+            let store = StateStore::open(&url).await.unwrap();
+            store
+                .create_run(&new_run(RUN_A, "2025-06-01T10:00:00Z"))
+                .await
+                .unwrap();
+            // Attempt 1: intent, then its outcome replaces it in place.
+            store
+                .record_calls(RUN_A, &[email(1, CallDecision::Intent, true)])
+                .await
+                .unwrap();
+            store
+                .record_calls(RUN_A, &[email(1, CallDecision::Allowed, true)])
+                .await
+                .unwrap();
+            let calls = store.calls(RUN_A).await.unwrap();
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].decision, CallDecision::Allowed);
+            assert!(
+                store
+                    .open_intent(RUN_A, 0, 0, "d1", 2)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+
+            // Attempt 2 dies after its intent: attempt 3 finds it, attempt 2 does not
+            // see its own, and a different request is not it.
+            store
+                .record_calls(RUN_A, &[email(2, CallDecision::Intent, true)])
+                .await
+                .unwrap();
+            let open = store.open_intent(RUN_A, 0, 0, "d1", 3).await.unwrap();
+            assert_eq!(open.map(|c| c.attempt), Some(2));
+            assert!(
+                store
+                    .open_intent(RUN_A, 0, 0, "d1", 2)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(
+                store
+                    .open_intent(RUN_A, 0, 0, "d2", 3)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+
+            // An outcome never overwrites a finished call.
+            store
+                .record_calls(RUN_A, &[email(1, CallDecision::Denied, false)])
+                .await
+                .unwrap();
+            // Attempt 3 journals the call as unknown; a later attempt replays that.
+            store
+                .record_calls(RUN_A, &[email(3, CallDecision::Unknown, true)])
+                .await
+                .unwrap();
+            let calls = store.calls(RUN_A).await.unwrap();
+            let decisions: Vec<CallDecision> = calls.iter().map(|c| c.decision).collect();
+            assert_eq!(
+                decisions,
+                [
+                    CallDecision::Allowed,
+                    CallDecision::Intent,
+                    CallDecision::Unknown
+                ]
+            );
+            let done = store.completed_effect(RUN_A, 0, 0, "d1").await.unwrap();
+            assert_eq!(done.map(|c| c.attempt), Some(1));
+        })
+        .await;
+    }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::capability::delivery::Delivery;
 use crate::capability::{GrantTable, Lint, Missing, budget_widened};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
@@ -13,6 +14,8 @@ use crate::spec::read::{SpannedList, items};
 pub struct RawEmailGrant {
     pub recipients: Option<SpannedList>,
     pub max_per_run: Option<Spanned<i64>>,
+    /// `at-most-once` (the default) or `at-least-once`: see [`Delivery`].
+    pub delivery: Option<Spanned<String>>,
 }
 
 /// A plugin says whom it mails; how many mails a run may send is the operator's call,
@@ -29,6 +32,8 @@ pub struct RawEmailNeeds {
 pub struct EmailGrant {
     pub recipients: Vec<String>,
     pub max_per_run: Option<u32>,
+    /// Whether a message possibly sent before a crash is sent again on resume.
+    pub delivery: Delivery,
 }
 
 impl GrantTable for EmailGrant {
@@ -57,6 +62,7 @@ impl GrantTable for EmailGrant {
         EmailGrant {
             recipients,
             max_per_run,
+            delivery: Delivery::parse(&raw.delivery, diags),
         }
     }
 
@@ -65,6 +71,7 @@ impl GrantTable for EmailGrant {
         EmailGrant {
             recipients: recipients(&raw.recipients, diags),
             max_per_run: None,
+            delivery: Delivery::AtMostOnce,
         }
     }
 
@@ -91,6 +98,7 @@ impl GrantTable for EmailGrant {
         if let Some(max) = self.max_per_run {
             line.push_str(&format!(" (at most {max} per run)"));
         }
+        line.push_str(self.delivery.describe_suffix());
         vec![line]
     }
 
@@ -144,6 +152,7 @@ impl GrantTable for EmailGrant {
                 old.max_per_run.map(i64::from),
                 new.max_per_run.map(i64::from),
             ));
+            out.extend(Delivery::widened(old.delivery, new.delivery));
         }
         out
     }
@@ -226,6 +235,7 @@ mod tests {
         EmailGrant {
             recipients: recipients.iter().map(|s| s.to_string()).collect(),
             max_per_run,
+            delivery: Delivery::AtMostOnce,
         }
     }
 

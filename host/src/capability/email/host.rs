@@ -1,6 +1,8 @@
 //! The `email` host function: a message rendered from the host's templates, checked
 //! against the granted recipients and the per-run count, answered from the journal on a
-//! re-run, planned in a dry run, otherwise sent through SMTP or into the outbox.
+//! re-run, planned in a dry run, otherwise sent through SMTP or into the outbox behind a
+//! write-ahead intent (a message possibly sent before a crash is not sent again unless
+//! the grant is at-least-once).
 
 use std::path::Path;
 
@@ -11,6 +13,7 @@ use serde_json::{Value, json};
 use super::EmailHost;
 use super::render::{Rendered, render_template};
 use super::service::{EmailService, MailTransport};
+use crate::capability::delivery::Resumed;
 use crate::contract::email::{self, Message};
 use crate::contract::types::CallError;
 use crate::state::CallDecision;
@@ -75,24 +78,41 @@ impl EmailHost<'_> {
                     .to_string()
             });
         }
-        let spent = self.calls.budget.spent(&self.calls.context.step_id);
-        if let Some(max) = grant.max_per_run
-            && spent.emails >= max
-        {
-            let reason = format!("this step may send at most {max} email(s) per run");
-            return Err(CallError::Denied(
-                self.calls.deny_call(&call, "email", reason).await,
-            ));
-        }
-        self.calls
-            .budget
-            .charge(&self.calls.context.step_id, |s| s.emails += 1);
-
-        // Deterministic, so a re-sent message is recognisably the same message.
+        // Deterministic (run, step, call number; never the attempt or the process), so a
+        // re-sent message is recognisably the same message.
         let message_id = format!(
             "runbook-{}-{}-{}@runbook.invalid",
             self.calls.context.run_id, self.calls.context.step_id, call.seq
         );
+        let resumed = if self.calls.dry_run {
+            Resumed::Send
+        } else {
+            let answer = json!({ "message_id": message_id });
+            let target = format!("email:{}", to.join(","));
+            self.calls
+                .resume_intent(&call, grant.delivery, &target, &message_id, answer)
+                .await
+        };
+        match resumed {
+            Resumed::Unknown(_) => return Ok(message_id),
+            // The message the earlier attempt's intent names was counted then.
+            Resumed::Resend => {}
+            Resumed::Send => {
+                let spent = self.calls.budget.spent(&self.calls.context.step_id);
+                if let Some(max) = grant.max_per_run
+                    && spent.emails >= max
+                {
+                    let reason = format!("this step may send at most {max} email(s) per run");
+                    return Err(CallError::Denied(
+                        self.calls.deny_call(&call, "email", reason).await,
+                    ));
+                }
+                self.calls
+                    .budget
+                    .charge(&self.calls.context.step_id, |s| s.emails += 1);
+            }
+        }
+
         if self.calls.dry_run {
             let response = json!({ "message_id": message_id, "body": rendered.body });
             let record = self.calls.record(
@@ -106,12 +126,16 @@ impl EmailHost<'_> {
             self.calls.journal(record).await;
             return Ok(message_id);
         }
+        // Committed before the message leaves: a crash during the exchange leaves it
+        // behind, and the resumed step then knows the message was possibly sent.
+        self.calls.journal_intent(&call, &message_id).await?;
         let result =
             deliver_email(self.step.service.clone(), mailboxes, &rendered, &message_id).await;
+        crate::capability::failpoint::after_send(&self.calls.context.step_id);
         let outcome = result
             .as_ref()
             .map(|()| Some(json!({ "message_id": message_id })));
-        self.calls.journal_made(&call, outcome, None).await;
+        self.calls.journal_sent(&call, outcome, &message_id).await;
         result.map(|()| message_id)
     }
 }

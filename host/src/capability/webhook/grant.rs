@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capability::delivery::Delivery;
 use crate::capability::{GrantTable, Missing};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
@@ -13,12 +14,16 @@ use crate::spec::read::{SpannedList, items};
 #[derive(Debug, Deserialize)]
 pub struct RawWebhookGrant {
     pub endpoints: Option<SpannedList>,
+    /// `at-most-once` (the default) or `at-least-once`: see [`Delivery`].
+    pub delivery: Option<toml::Spanned<String>>,
 }
 
 /// Configured webhook endpoints, by name, that the step may deliver to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WebhookGrant {
     pub endpoints: BTreeSet<String>,
+    /// Whether a delivery possibly made before a crash is made again on resume.
+    pub delivery: Delivery,
 }
 
 impl GrantTable for WebhookGrant {
@@ -28,7 +33,10 @@ impl GrantTable for WebhookGrant {
     /// The grant the table names; endpoint names are checked here, whether runbook.toml
     /// configures them is checked when a run starts.
     fn parse(raw: &RawWebhookGrant, diags: &mut Diagnostics) -> WebhookGrant {
-        let mut grant = WebhookGrant::default();
+        let mut grant = WebhookGrant {
+            delivery: Delivery::parse(&raw.delivery, diags),
+            ..WebhookGrant::default()
+        };
         for endpoint in items(&raw.endpoints) {
             let name = endpoint.get_ref().trim();
             if name.is_empty()
@@ -48,8 +56,12 @@ impl GrantTable for WebhookGrant {
         grant
     }
 
+    /// How often to deliver is the operator's call: a manifest's `delivery` is ignored.
     fn parse_needs(raw: &RawWebhookGrant, diags: &mut Diagnostics) -> WebhookGrant {
-        WebhookGrant::parse(raw, diags)
+        WebhookGrant {
+            delivery: Delivery::AtMostOnce,
+            ..WebhookGrant::parse(raw, diags)
+        }
     }
 
     /// Which endpoints to grant is the operator's choice (they are named in runbook.toml);
@@ -66,7 +78,11 @@ impl GrantTable for WebhookGrant {
 
     fn describe(&self) -> Vec<String> {
         let endpoints: Vec<&str> = self.endpoints.iter().map(String::as_str).collect();
-        vec![format!("endpoints: {}", endpoints.join(", "))]
+        vec![format!(
+            "endpoints: {}{}",
+            endpoints.join(", "),
+            self.delivery.describe_suffix()
+        )]
     }
 
     /// Endpoints are names from runbook.toml, never patterns: nothing to lint.
@@ -87,11 +103,16 @@ impl GrantTable for WebhookGrant {
     }
 
     fn widened(old: Option<&WebhookGrant>, new: &WebhookGrant) -> Vec<String> {
-        new.endpoints
+        let mut out: Vec<String> = new
+            .endpoints
             .iter()
             .filter(|e| !old.is_some_and(|o| o.endpoints.contains(*e)))
             .map(|e| format!("deliveries to endpoint {e:?}"))
-            .collect()
+            .collect();
+        if let Some(old) = old {
+            out.extend(Delivery::widened(old.delivery, new.delivery));
+        }
+        out
     }
 }
 
@@ -103,15 +124,20 @@ mod tests {
     fn endpoints_are_writes_and_new_ones_widen() {
         let old = WebhookGrant {
             endpoints: ["app".to_string()].into(),
+            delivery: Delivery::AtMostOnce,
         };
         let new = WebhookGrant {
             endpoints: ["app".to_string(), "crm".to_string()].into(),
+            delivery: Delivery::AtLeastOnce,
         };
         assert_eq!(old.writes(), ["deliveries to endpoint \"app\""]);
         assert!(old.lints().is_empty());
         assert_eq!(
             WebhookGrant::widened(Some(&old), &new),
-            ["deliveries to endpoint \"crm\""]
+            [
+                "deliveries to endpoint \"crm\"",
+                "delivery at-least-once (was at-most-once)"
+            ]
         );
         assert!(new.unneeded(Some(&WebhookGrant::default())).is_empty());
         assert_eq!(new.unneeded(None).len(), 2);

@@ -1,6 +1,7 @@
 //! The `webhook` host function: a delivery checked against the granted endpoints,
 //! answered from the journal on a re-run, planned in a dry run, otherwise signed
-//! (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>`) and posted.
+//! (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>`) and posted
+//! behind a write-ahead intent, with a `Runbook-Delivery-Id` that is the same on a re-send.
 
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
@@ -9,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::{WebhookHost, WebhookService};
+use crate::capability::delivery::Resumed;
 use crate::contract::types::CallError;
 use crate::contract::webhook::{self, Delivery};
 use crate::state::CallDecision;
@@ -75,11 +77,31 @@ impl WebhookHost<'_> {
             self.calls.journal(record).await;
             return Ok(delivery_from(&response));
         }
-        let result = post_signed(self.step.service.clone(), endpoint, payload).await;
-        let outcome = result
+        // The same on every attempt and process: the receiver can dedupe a re-delivery.
+        let delivery_id = self.calls.idempotency_key(&call);
+        let delivery = self
+            .step
+            .grant
             .as_ref()
-            .map(|d| Some(json!({ "status": d.status, "body": d.body })));
-        self.calls.journal_made(&call, outcome, None).await;
+            .map(|g| g.delivery)
+            .unwrap_or_default();
+        let unknown = json!({ "status": 0, "body": "[unknown] possibly delivered before a crash; not re-sent", "delivery_id": delivery_id });
+        let target = format!("webhook:{endpoint}");
+        if let Resumed::Unknown(answer) = self
+            .calls
+            .resume_intent(&call, delivery, &target, &delivery_id, unknown)
+            .await
+        {
+            return Ok(delivery_from(&answer));
+        }
+        // Committed before the request leaves (see the email capability).
+        self.calls.journal_intent(&call, &delivery_id).await?;
+        let result = post_signed(self.step.service.clone(), endpoint, payload, &delivery_id).await;
+        crate::capability::failpoint::after_send(&self.calls.context.step_id);
+        let outcome = result.as_ref().map(|d| {
+            Some(json!({ "status": d.status, "body": d.body, "delivery_id": delivery_id }))
+        });
+        self.calls.journal_sent(&call, outcome, &delivery_id).await;
         result
     }
 }
@@ -90,6 +112,7 @@ async fn post_signed(
     service: std::sync::Arc<WebhookService>,
     endpoint: &str,
     payload: String,
+    delivery_id: &str,
 ) -> Result<Delivery, CallError> {
     {
         let Some(hook) = service.endpoints.get(endpoint) else {
@@ -114,6 +137,7 @@ async fn post_signed(
                 ),
             )
             .header("stripe-signature", format!("t={timestamp},v1={signature}"))
+            .header("runbook-delivery-id", delivery_id)
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| CallError::Invalid(format!("webhook request: {e}")))?;
         let exchange = async {

@@ -103,6 +103,7 @@ recipients = ["*@example.com"]
                 email: Some(EmailGrant {
                     recipients: vec!["*@example.com".into()],
                     max_per_run: None,
+                    delivery: crate::capability::delivery::Delivery::AtMostOnce,
                 }),
             }
         );

@@ -49,6 +49,7 @@ pub(crate) fn catalog() -> BTreeMap<String, PluginManifest> {
                 email: Some(EmailGrant {
                     recipients: vec!["ops@example.com".to_string()],
                     max_per_run: None,
+                    delivery: crate::capability::delivery::Delivery::AtMostOnce,
                 }),
                 ..Grants::default()
             },

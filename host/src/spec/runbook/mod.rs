@@ -163,6 +163,7 @@ mod tests {
                         email: Some(EmailGrant {
                             recipients: vec!["*@example.com".into()],
                             max_per_run: Some(10),
+                            delivery: crate::capability::delivery::Delivery::AtMostOnce,
                         }),
                     },
                 },
