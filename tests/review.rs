@@ -129,7 +129,13 @@ fn a_locked_plugin_runs_and_a_changed_digest_is_refused_naming_both() {
         "{lock}"
     );
     assert_success(&ws.run(&["plugins", "lock", "--check"]));
-    assert_success(&ws.run(&["validate", "--json"]));
+    let quota_reset = support::repo_root().join("runbooks/quota-reset.toml");
+    assert_success(&ws.run(&[
+        "validate",
+        "--offline",
+        "--json",
+        quota_reset.to_str().unwrap(),
+    ]));
 
     // Locked: the review has no lock lints and the run goes through.
     let review = ws.json(&["grants", "careful-reset", "--json"]);
