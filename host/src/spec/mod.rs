@@ -14,6 +14,8 @@ pub mod limits;
 pub mod manifest;
 pub(crate) mod read;
 pub mod runbook;
+#[cfg(test)]
+mod tests;
 pub mod values;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
