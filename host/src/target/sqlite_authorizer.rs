@@ -63,7 +63,13 @@ pub async fn opinion(conn: &mut SqliteConnection, sql: &str) -> Result<SqliteOpi
     let db = handle.as_raw_handle();
     // SAFETY: `handle` locks the connection's worker, so nothing else uses `db` until it
     // is dropped, which happens after `prepare_all` returns.
-    unsafe { prepare_all(db, sql) }
+    let opinion = unsafe { prepare_all(db, sql) };
+    drop(handle);
+    // A round trip through the worker's queue: without it, back-to-back locks can leave
+    // unlock requests queued until the queue fills while the worker waits for the lock
+    // (seen as a hang after a few hundred opinions with nothing run between them).
+    sqlx::Connection::ping(conn).await?;
+    opinion
 }
 
 /// Collected by the authorizer callback.

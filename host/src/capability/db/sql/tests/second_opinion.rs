@@ -301,3 +301,15 @@ fn tricky_text_is_refused_or_agreed_on() {
         }
     }
 }
+
+/// A plugin whose statements are all denied makes opinions back to back with nothing run
+/// between them; the connection's worker must keep up (it once stalled after a few
+/// hundred).
+#[test]
+fn back_to_back_opinions_do_not_stall_the_connection() {
+    let mut oracle = Oracle::new();
+    for _ in 0..1000 {
+        oracle.opinion("SELECT * FROM secrets").unwrap();
+    }
+    assert_eq!(oracle.execute("DELETE FROM secrets").unwrap(), 0);
+}
