@@ -386,3 +386,52 @@ fn audit_verify_names_the_first_edited_entry() {
         stdout(&out)
     );
 }
+
+/// SQLite's second opinion: a view the grant names reads a table the grant does not.
+/// The analyzer reads only the statement's text (it sees the granted view); SQLite,
+/// preparing it, reports the table behind the view, and the disagreement denies the
+/// statement before it runs, audited on that table. What the statement names directly
+/// still works.
+#[test]
+fn a_table_only_sqlite_sees_is_denied_by_its_second_opinion() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    ws.target_execute("CREATE VIEW org_view AS SELECT organization_id, status FROM subscriptions");
+    let statements = toml_value(&json!([
+        { "sql": "SELECT count(*) FROM org_view", "mode": "query" },
+        { "sql": "SELECT count(*) FROM organizations", "mode": "query" },
+    ]));
+    ws.add_runbook(
+        "through-view",
+        &format!(
+            r#"name = "through-view"
+description = "read through a view"
+
+[[steps]]
+id = "probe"
+plugin = "probe"
+[steps.input]
+statements = {statements}
+[steps.grants.db]
+select = ["organizations", "org_view"]
+"#
+        ),
+    );
+    let (code, report, out) = ws.exec("through-view", &[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let results = &report["steps"][0]["output"]["results"];
+    let error = &results[0]["error"];
+    assert_eq!(error["kind"], "denied", "{results}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("the SQL analyzer and SQLite disagree")
+            && message.contains("SQLite reads table `subscriptions`"),
+        "{message}"
+    );
+    assert!(results[1]["rows"].is_array(), "{results}");
+    let audit = audit_of_run(&ws, report["run_id"].as_str().unwrap());
+    let denial = audit
+        .iter()
+        .find(|e| e["action"] == "capability.denied")
+        .unwrap_or_else(|| panic!("no denial audited: {audit:?}"));
+    assert_eq!(denial["target"], "db:subscriptions");
+}

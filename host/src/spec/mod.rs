@@ -16,6 +16,8 @@ pub mod lock;
 pub mod manifest;
 pub(crate) mod read;
 pub mod runbook;
+#[cfg(test)]
+mod tests;
 pub mod values;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -6,6 +6,7 @@
 
 mod postgres;
 mod sqlite;
+mod sqlite_authorizer;
 mod transaction;
 mod value;
 
@@ -17,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
+pub use sqlite_authorizer::{SqliteOpinion, TableAccess, TableAction};
 use transaction::Conn;
 pub use transaction::StepTransaction;
 pub use value::{Column, ResultCap, ResultCaps, Rows, SqlValue};
@@ -47,6 +49,10 @@ pub enum TargetError {
     Connect(#[source] sqlx::Error),
     #[error("{0}")]
     Sql(#[from] sqlx::Error),
+    /// SQLite could not prepare the statement for its second opinion (the same error
+    /// running it would give).
+    #[error("{0}")]
+    Prepare(String),
     #[error(
         "column `{column}` has type {type_name}, which the db capability cannot return; cast it to text in SQL"
     )]

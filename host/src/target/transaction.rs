@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Sqlite};
 
+use super::sqlite_authorizer::{self, SqliteOpinion};
 use super::value::{ResultCaps, Rows, SqlValue};
 use super::{TargetError, postgres, sqlite};
 
@@ -150,6 +151,20 @@ impl StepTransaction {
             }
         };
         self.settle(result)
+    }
+
+    /// SQLite's own account of what `sql` reads and writes, from preparing it on this
+    /// transaction's connection (see [`sqlite_authorizer`]); `None` on PostgreSQL, which
+    /// has no authorizer.
+    pub async fn sqlite_opinion(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<SqliteOpinion>, TargetError> {
+        self.open_deadline()?;
+        match usable(&mut self.conn, self.busy)? {
+            Conn::Sqlite { conn, .. } => sqlite_authorizer::opinion(conn, sql).await.map(Some),
+            Conn::Postgres { .. } => Ok(None),
+        }
     }
 
     pub async fn commit(mut self) -> Result<(), TargetError> {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::DbHost;
 use super::journal::{Execution, FirstExecution, Operation, SQL_IN_JOURNAL};
+use super::sql::check_second_opinion;
 use super::{ImpliedEffects, ImpliedError, Need, SqlAccess, SqlDialect, SqlError, StatementKind};
 use crate::capability::truncate;
 use crate::contract::db::{self, Column, Rows, SqlDialect as WitDialect};
@@ -118,12 +119,25 @@ impl DbHost<'_> {
             }
             Err(e) => return Ok(Err(CallError::Failed(e.to_string()))),
         };
-        let result = match operation {
-            Operation::Query => tx
+        // SQLite's second opinion on the tables, from preparing the statement on the
+        // step's connection; a prepare error is the statement's failure.
+        let opinion = tx.sqlite_opinion(sql).await;
+        if let Ok(Some(opinion)) = &opinion
+            && let Err(disagreement) = check_second_opinion(&access, opinion)
+        {
+            let target = disagreement.table.as_deref().unwrap_or("analyzer");
+            let error = self.deny(&format!("db:{target}"), disagreement.to_string(), sql);
+            self.journal_statement(&call, Some(&access), CallDecision::Denied, Err(&error));
+            return Ok(Err(error));
+        }
+        let tx = self.db.tx.as_mut().expect("opened above");
+        let result = match (opinion, operation) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Operation::Query) => tx
                 .query(sql, &params, caps)
                 .await
                 .map(|r| Done::Rows(to_rows(r))),
-            Operation::Execute => tx.execute(sql, &params).await.map(Done::Affected),
+            (Ok(_), Operation::Execute) => tx.execute(sql, &params).await.map(Done::Affected),
         };
         if let Err(e @ (TargetError::DeadlineExceeded | TargetError::Abandoned)) = &result {
             return Err(self.stopped_at_deadline(&call, &access, e));

@@ -38,17 +38,28 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut diags = Diagnostics::new(&path.display().to_string(), &text);
-        let Some(doc) = read_document::<raw::RawConfig>(&text, raw::keys_at, &mut diags) else {
-            return Err(ConfigError::Invalid(
-                diags.into_failure("the configuration could not be read"),
-            ));
-        };
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let config = validate::config(doc.value, base, Some(path.to_path_buf()), &mut diags);
+        Config::from_text(&path.display().to_string(), &text, base, Some(path))
+    }
+
+    /// Reads configuration text; `source_name` is what diagnostics call it, relative
+    /// paths resolve against `base`, and `path` is the file it came from, if any.
+    pub fn from_text(
+        source_name: &str,
+        text: &str,
+        base: &Path,
+        path: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let mut diags = Diagnostics::new(source_name, text);
+        let Some(doc) = read_document::<raw::RawConfig>(text, raw::keys_at, &mut diags) else {
+            return Err(ConfigError::Invalid(
+                diags.into_failure("the configuration could not be read"),
+            ));
+        };
+        let config = validate::config(doc.value, base, path.map(Path::to_path_buf), &mut diags);
         diags.into_result(config).map_err(ConfigError::Invalid)
     }
 }

@@ -13,7 +13,7 @@ use sqlparser::ast::{
 };
 use sqlparser::keywords::Keyword;
 
-use super::policy::{FORBIDDEN_FUNCTION_PREFIXES, FORBIDDEN_FUNCTIONS, SQLITE_TABLE_FUNCTIONS};
+use super::policy::{SQLITE_TABLE_FUNCTIONS, is_forbidden_function};
 use super::{SqlDialect, SqlError, StatementKind};
 
 type Flow<T = ()> = ControlFlow<Box<SqlError>, T>;
@@ -65,11 +65,7 @@ impl Collector {
             (SqlDialect::Postgres, Some(_)) => ident.value.clone(),
             _ => ident.value.to_ascii_lowercase(),
         };
-        if folded.is_empty() || folded.contains(['.', '"']) {
-            format!("\"{}\"", folded.replace('"', "\"\""))
-        } else {
-            folded
-        }
+        name_part(folded)
     }
 
     fn name(&self, name: &ObjectName) -> Flow<String> {
@@ -102,13 +98,7 @@ impl Collector {
 
     fn function(&self, name: &ObjectName) -> Flow {
         let forbidden = match name.0.last() {
-            Some(ObjectNamePart::Identifier(ident)) => {
-                let lower = ident.value.to_ascii_lowercase();
-                FORBIDDEN_FUNCTION_PREFIXES
-                    .iter()
-                    .any(|prefix| lower.starts_with(prefix))
-                    || FORBIDDEN_FUNCTIONS.contains(&lower.as_str())
-            }
+            Some(ObjectNamePart::Identifier(ident)) => is_forbidden_function(&ident.value),
             Some(ObjectNamePart::Function(_)) => true,
             None => false,
         };
@@ -370,6 +360,16 @@ impl Collector {
         };
         self.needs.insert((StatementKind::Ddl, name));
         ControlFlow::Continue(())
+    }
+}
+
+/// One part of a normalized table name: written double-quoted when it is empty or holds
+/// `.` or `"`, so that no two different tables share a normalized name.
+pub(super) fn name_part(folded: String) -> String {
+    if folded.is_empty() || folded.contains(['.', '"']) {
+        format!("\"{}\"", folded.replace('"', "\"\""))
+    } else {
+        folded
     }
 }
 

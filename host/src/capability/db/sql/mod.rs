@@ -11,6 +11,7 @@ mod cache;
 mod collect;
 mod lexical;
 mod policy;
+mod second_opinion;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ use sqlparser::tokenizer::Tokenizer;
 pub use cache::AnalysisCache;
 use collect::Collector;
 use lexical::{MAX_NESTING, check_tokens, nesting_estimate};
+pub use second_opinion::{Disagreement, check as check_second_opinion};
 
 /// How a statement uses a table; also the grant category that must list the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -38,6 +38,15 @@ pub(super) const FORBIDDEN_FUNCTIONS: &[&str] = &[
     "sqlar_uncompress",
 ];
 
+/// Whether a function (its unqualified name) is one of the forbidden ones.
+pub(super) fn is_forbidden_function(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    FORBIDDEN_FUNCTION_PREFIXES
+        .iter()
+        .any(|prefix| lower.starts_with(prefix))
+        || FORBIDDEN_FUNCTIONS.contains(&lower.as_str())
+}
+
 /// SQLite table-valued functions that are not tables. SQLite lets any virtual table be
 /// called like a function (`FROM docs_fts('needle')`), so under SQLite every other
 /// `name(...)` in FROM is read as the table it names.

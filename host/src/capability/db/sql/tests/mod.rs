@@ -1,7 +1,12 @@
 //! Unit tests of SQL analysis, by theme, and the helpers they share.
 
+mod differential;
+mod fuzz;
+mod generate;
 mod lexical;
+mod oracle;
 mod refusals;
+mod second_opinion;
 mod tables;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,3 @@
+//! Tests of the spec pipeline as a whole, across file kinds.
+
+mod fuzz;
