@@ -328,3 +328,36 @@ fn validate_reports_what_exec_would_refuse_on_this_host() {
     assert!(stderr(&out).contains("STRIPE_API_KEY"), "{}", stderr(&out));
     assert_eq!(ws.json(&["runs", "--json"]).as_array().unwrap().len(), 0);
 }
+
+/// The audit log names a person for every act: a blank or control-character operator
+/// name is refused before anything runs, and with no name at all the OS login is used.
+#[test]
+fn the_operator_is_never_blank() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let report = ["exec", "billing-report", "--json"];
+    for name in ["", "   ", "alice\nbob"] {
+        let out = ws.run(&[&report[..], &["--as", name]].concat());
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("operator name"), "{}", stderr(&out));
+    }
+    let out = ws
+        .command()
+        .env_remove("RUNBOOK_OPERATOR")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .args(report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--as NAME"), "{}", stderr(&out));
+    let out = ws
+        .command()
+        .env_remove("RUNBOOK_OPERATOR")
+        .env("USER", "carol")
+        .args(report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(ws.json(&["runs", "--json"])[0]["operator"], "carol");
+    assert!(ws.json(&["runs", "--json"]).as_array().unwrap().len() == 1);
+}

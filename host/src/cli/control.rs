@@ -94,7 +94,7 @@ async fn decide(
 ) -> Result<u8, Reported> {
     let session = super::session::Session::open(config)?;
     let state = session.state().await?;
-    let actor = operator(actor);
+    let actor = operator(actor)?;
     let detail = load_run(&state, run_id).await?;
     let Some(record) = detail.pending_approval.clone() else {
         output::error(&format!(
@@ -204,7 +204,7 @@ pub async fn resume(config: Option<&Path>, args: ResumeArgs) -> u8 {
         let runbook = engine
             .session
             .load_runbook(&detail.run.runbook, &engine.plugins)?;
-        let actor = operator(args.actor);
+        let actor = operator(args.actor)?;
         let mut progress = Progress::new(&runbook, args.json, false, false);
         let result = engine
             .executor(false)
@@ -225,7 +225,7 @@ pub async fn rollback(config: Option<&Path>, args: RollbackArgs) -> u8 {
         let runbook = engine
             .session
             .load_runbook(&detail.run.runbook, &engine.plugins)?;
-        let actor = operator(args.actor);
+        let actor = operator(args.actor)?;
         let pending = PendingUndo::of(&runbook, &detail);
         // A finished run with nothing to undo is left exactly as it is; an unfinished
         // one is still ended by the rollback.

@@ -132,10 +132,31 @@ pub(super) fn report_error(e: &ExecError) -> Reported {
     })
 }
 
-pub(super) fn operator(given: Option<String>) -> String {
-    given
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_string())
+/// Who is acting: `--as`, else `RUNBOOK_OPERATOR` (clap reads both into `given`), else
+/// the OS login name. Never blank: the audit log names a person for every act, so an
+/// empty name (or one with control characters) is refused, not recorded.
+pub(super) fn operator(given: Option<String>) -> Result<String, Reported> {
+    let login = || {
+        ["USER", "LOGNAME"]
+            .into_iter()
+            .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+    };
+    let name = match given {
+        Some(name) => name,
+        None => login().ok_or_else(|| {
+            output::error("cannot tell who is acting: give --as NAME or set RUNBOOK_OPERATOR");
+            Reported(exit::INVALID)
+        })?,
+    };
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().any(char::is_control) {
+        output::error(&format!(
+            "operator name {:?} is refused: give --as NAME (not empty, no control characters)",
+            output::escape(&name)
+        ));
+        return Err(Reported(exit::INVALID));
+    }
+    Ok(name)
 }
 
 async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
@@ -147,7 +168,7 @@ async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
         output::error(&format!("invalid parameters:\n  {}", errors.join("\n  ")));
         Reported(exit::INVALID)
     })?;
-    let operator = operator(args.operator);
+    let operator = operator(args.operator)?;
     if args.yes {
         refuse_yes_unless_approver(&runbook, &operator, &engine.session.config.groups)?;
     }
