@@ -361,3 +361,35 @@ fn the_operator_is_never_blank() {
     assert_eq!(ws.json(&["runs", "--json"])[0]["operator"], "carol");
     assert!(ws.json(&["runs", "--json"]).as_array().unwrap().len() == 1);
 }
+
+/// Run ids are long: any unique prefix of 8+ characters works, `last` and
+/// `last:<runbook>` name the newest runs, and a shorter prefix is said to be too short.
+#[test]
+fn runs_are_named_by_prefix_last_or_last_of_a_runbook() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let (code, first, _) = ws.exec("billing-report", &["as_of=2026-11"]);
+    assert_eq!(code, 0);
+    let (code, second, _) = ws.exec("quota-reset", &["dimension=api_calls"]);
+    assert_eq!(code, 0, "{second}");
+    let first = first["run_id"].as_str().unwrap();
+    let second = second["run_id"].as_str().unwrap();
+    let id_of = |reference: &str| {
+        ws.json(&["status", reference, "--json"])["run"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(id_of("last"), second);
+    assert_eq!(id_of("last:billing-report"), first);
+    assert_eq!(id_of(&first[..12]), first);
+    let out = ws.run(&["status", &first[..4]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("at least 8 characters"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ws.run(&["status", "last:no-such-runbook"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no run"), "{}", stderr(&out));
+}

@@ -16,7 +16,7 @@ use crate::state::{ApprovalDecision, Decision, NewAuditEntry, RunDetail, RunStat
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
-    /// Run id (or a unique prefix of at least 8 characters)
+    /// Run id: the id, a unique prefix of at least 8 characters, `last`, or `last:<runbook>`
     run_id: String,
     /// Who approves (must be an approver of the waiting step)
     #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
@@ -31,7 +31,7 @@ pub struct ApproveArgs {
 
 #[derive(Debug, Args)]
 pub struct RejectArgs {
-    /// Run id (or a unique prefix of at least 8 characters)
+    /// Run id: the id, a unique prefix of at least 8 characters, `last`, or `last:<runbook>`
     run_id: String,
     /// Who rejects (must be an approver of the waiting step)
     #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
@@ -46,7 +46,7 @@ pub struct RejectArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    /// Run id (or a unique prefix of at least 8 characters)
+    /// Run id: the id, a unique prefix of at least 8 characters, `last`, or `last:<runbook>`
     run_id: String,
     /// Who resumes (recorded; answers approvals at the terminal if allowed)
     #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]
@@ -58,7 +58,7 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// Run id (or a unique prefix of at least 8 characters)
+    /// Run id: the id, a unique prefix of at least 8 characters, `last`, or `last:<runbook>`
     run_id: String,
     /// Who rolls back (recorded in the audit log)
     #[arg(long = "as", value_name = "NAME", env = "RUNBOOK_OPERATOR")]

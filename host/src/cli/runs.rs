@@ -36,7 +36,7 @@ pub struct RunsArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Run id (or a unique prefix of at least 8 characters)
+    /// Run id: the id, a unique prefix of at least 8 characters, `last`, or `last:<runbook>`
     run_id: String,
     /// Print JSON
     #[arg(long)]

@@ -73,6 +73,10 @@ pub enum StateError {
     LeaseLost { run_id: String },
     #[error("run {run_id} is already {status}")]
     RunNotRunning { run_id: String, status: RunStatus },
+    #[error(
+        "no run {prefix:?}, and a prefix that short is not looked up: give at least {min} characters of the run id (or `last`, `last:<runbook>`)"
+    )]
+    RunIdTooShort { prefix: String, min: usize },
     #[error("run id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
     AmbiguousRunId {
         prefix: String,

@@ -291,8 +291,27 @@ impl StateStore {
     /// The run `run_id` with its steps in index order.
     ///
     /// An exact id wins; otherwise `run_id` may be a prefix of at least
-    /// [`MIN_RUN_ID_PREFIX`] characters matching exactly one run.
-    pub async fn run(&self, run_id: &str) -> Result<Option<RunDetail>, StateError> {
+    /// [`MIN_RUN_ID_PREFIX`] characters matching exactly one run, or `last` (the newest
+    /// run) or `last:<runbook>` (the newest run of that runbook).
+    pub async fn run(&self, reference: &str) -> Result<Option<RunDetail>, StateError> {
+        let newest;
+        let run_id = match reference.strip_prefix("last") {
+            Some(rest) if rest.is_empty() || rest.starts_with(':') => {
+                let runbook = rest.strip_prefix(':');
+                newest = sqlx::query_scalar::<_, String>(
+                    "SELECT id FROM runs WHERE ($1 IS NULL OR runbook = $1) \
+                     ORDER BY started_at DESC, id DESC LIMIT 1",
+                )
+                .bind(runbook)
+                .fetch_optional(&self.pool)
+                .await?;
+                match &newest {
+                    Some(id) => id.as_str(),
+                    None => return Ok(None),
+                }
+            }
+            _ => reference,
+        };
         const RUN_COLUMNS: &str = "SELECT id, runbook, runbook_digest, params, operator, status, started_at, \
              finished_at, error, dry_run FROM runs WHERE id = $1";
         let mut row = sqlx::query(RUN_COLUMNS)
@@ -329,6 +348,12 @@ impl StateStore {
             }
         }
         let Some(row) = row else {
+            if prefix_len < MIN_RUN_ID_PREFIX && !reference.starts_with("last") {
+                return Err(StateError::RunIdTooShort {
+                    prefix: run_id.to_owned(),
+                    min: MIN_RUN_ID_PREFIX,
+                });
+            }
             return Ok(None);
         };
         let run = record_from_row(&row)?;

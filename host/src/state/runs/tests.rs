@@ -256,10 +256,16 @@ async fn run_lifecycle_round_trip() {
                 .map(|d| d.steps.len()),
             Some(3)
         );
-        // Too short to be taken as a prefix.
-        assert_eq!(store.run(&RUN_A[..7]).await.unwrap(), None);
+        // Too short to be taken as a prefix: said, not taken for "no such run".
+        assert!(matches!(
+            store.run(&RUN_A[..7]).await,
+            Err(StateError::RunIdTooShort { min: 8, .. })
+        ));
+        assert!(matches!(
+            store.run("").await,
+            Err(StateError::RunIdTooShort { .. })
+        ));
         assert_eq!(store.run("0190cccc").await.unwrap(), None);
-        assert_eq!(store.run("").await.unwrap(), None);
         // Prefixes are case-sensitive and `_`/`%` are not wildcards.
         assert_eq!(store.run("0190AAAA").await.unwrap(), None);
         assert_eq!(store.run("0190aaa_").await.unwrap(), None);
@@ -276,6 +282,20 @@ async fn run_lifecycle_round_trip() {
             }
             other => panic!("expected AmbiguousRunId, got {other:?}"),
         }
+        // The newest run, of all or of one runbook.
+        assert_eq!(
+            store.run("last").await.unwrap().map(|d| d.run.id),
+            Some(RUN_B2.to_owned())
+        );
+        assert_eq!(
+            store
+                .run("last:refund-duplicate-charges")
+                .await
+                .unwrap()
+                .map(|d| d.run.id),
+            Some(RUN_B2.to_owned())
+        );
+        assert_eq!(store.run("last:other").await.unwrap(), None);
         // A full id that is also a prefix of nothing else still resolves exactly.
         assert_eq!(
             store.run(RUN_B2).await.unwrap().map(|d| d.run.id),
