@@ -393,3 +393,32 @@ fn runs_are_named_by_prefix_last_or_last_of_a_runbook() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no run"), "{}", stderr(&out));
 }
+
+/// Like cargo and git: the nearest runbook.toml in this folder or a parent is used, and
+/// RUNBOOK_CONFIG names one explicitly.
+#[test]
+fn the_config_is_found_in_a_parent_folder_or_named_by_runbook_config() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let deeper = ws.path().join("a/b");
+    std::fs::create_dir_all(&deeper).unwrap();
+    let out = ws
+        .command()
+        .current_dir(&deeper)
+        .args(["list", "--json"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let names = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(names.contains("billing-report"), "{names}");
+    // From elsewhere, by the environment variable; its relative paths resolve against it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = ws
+        .command()
+        .current_dir(elsewhere.path())
+        .env("RUNBOOK_CONFIG", ws.path().join("runbook.toml"))
+        .args(["exec", "billing-report", "--json"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(ws.json(&["runs", "--json"]).as_array().unwrap().len(), 1);
+}

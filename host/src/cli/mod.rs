@@ -48,8 +48,9 @@ Environment:
     after_help = EXIT_CODES
 )]
 pub struct Cli {
-    /// Configuration file [default: ./runbook.toml, else built-in SQLite defaults]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Configuration file [default: the nearest runbook.toml in this folder or a parent
+    /// folder, else built-in SQLite defaults]
+    #[arg(long, global = true, value_name = "FILE", env = "RUNBOOK_CONFIG")]
     config: Option<PathBuf>,
 
     #[command(subcommand)]

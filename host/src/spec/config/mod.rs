@@ -9,7 +9,7 @@ mod raw;
 mod url;
 mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use model::{CONFIG_FILE, Config, ConfigError};
 pub use url::DatabaseUrl;
@@ -17,20 +17,28 @@ pub use url::DatabaseUrl;
 use crate::spec::Diagnostics;
 use crate::spec::read::read_document;
 
+/// `runbook.toml` in the current directory or the nearest parent that has one.
+fn nearest_config_file() -> Option<PathBuf> {
+    let here = std::env::current_dir().ok()?;
+    here.ancestors()
+        .map(|dir| dir.join(CONFIG_FILE))
+        .find(|candidate| candidate.is_file())
+}
+
 impl Config {
-    /// `explicit` is `--config`; otherwise `runbook.toml` in the current directory, or
-    /// built-in defaults (embedded SQLite everything) relative to the current directory.
+    /// `explicit` is `--config` (or `RUNBOOK_CONFIG`); otherwise the nearest
+    /// `runbook.toml` in the current directory or a parent (as cargo and git find theirs),
+    /// or built-in defaults (embedded SQLite everything) relative to the current directory.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        match explicit {
-            Some(path) => Config::from_file(path),
-            None if Path::new(CONFIG_FILE).is_file() => Config::from_file(Path::new(CONFIG_FILE)),
-            None => {
-                let mut diags = Diagnostics::new(CONFIG_FILE, "");
-                let config =
-                    validate::config(raw::RawConfig::default(), Path::new("."), None, &mut diags);
-                diags.into_result(config).map_err(ConfigError::Invalid)
-            }
+        if let Some(path) = explicit {
+            return Config::from_file(path);
         }
+        if let Some(path) = nearest_config_file() {
+            return Config::from_file(&path);
+        }
+        let mut diags = Diagnostics::new(CONFIG_FILE, "");
+        let config = validate::config(raw::RawConfig::default(), Path::new("."), None, &mut diags);
+        diags.into_result(config).map_err(ConfigError::Invalid)
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
