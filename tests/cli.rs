@@ -422,3 +422,39 @@ fn the_config_is_found_in_a_parent_folder_or_named_by_runbook_config() {
     assert_success(&out);
     assert_eq!(ws.json(&["runs", "--json"]).as_array().unwrap().len(), 1);
 }
+
+/// `runs` filters by what an operator remembers of a run, under a header row.
+#[test]
+fn runs_are_filtered_by_runbook_status_operator_time_and_parameter() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    assert_eq!(ws.exec("billing-report", &["as_of=2026-11"]).0, 0);
+    assert_eq!(ws.exec("billing-report", &["as_of=2026-10"]).0, 0);
+    assert_eq!(ws.exec("quota-reset", &["dimension=api_calls"]).0, 0);
+    let count = |args: &[&str]| {
+        ws.json(&[&["runs", "--json"][..], args].concat())
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&[]), 3);
+    assert_eq!(count(&["--runbook", "billing-report"]), 2);
+    assert_eq!(count(&["-p", "as_of=2026-10"]), 1);
+    assert_eq!(count(&["--status", "succeeded"]), 3);
+    assert_eq!(count(&["--status", "failed", "--status", "interrupted"]), 0);
+    assert_eq!(count(&["--operator", "test-operator", "--since", "1h"]), 3);
+    assert_eq!(count(&["--since", "2999-01-01"]), 0);
+    let out = ws.run(&["runs", "--status", "done"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("awaiting-approval"),
+        "{}",
+        stderr(&out)
+    );
+    let table = stdout(&ws.run(&["runs", "--runbook", "quota-reset"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("RUN") && lines[0].contains("OPERATOR"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 2, "{table}");
+}

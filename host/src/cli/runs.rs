@@ -6,7 +6,43 @@ use clap::Args;
 
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
-use crate::state::CallDecision;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::spec::values::parse_duration;
+use crate::state::{CallDecision, RunFilter, RunState};
+
+fn parse_state(text: &str) -> Result<RunState, String> {
+    RunState::ALL
+        .into_iter()
+        .find(|s| s.to_string() == text)
+        .ok_or_else(|| {
+            let names: Vec<String> = RunState::ALL.iter().map(ToString::to_string).collect();
+            format!("expected one of {}", names.join(", "))
+        })
+}
+
+fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    let age = parse_duration(text).map_err(|_| {
+        "expected a date (2026-12-01), an RFC 3339 time, or an age (90m, 24h, 7d)".to_string()
+    })?;
+    let age = chrono::Duration::from_std(age).map_err(|e| e.to_string())?;
+    Ok(Utc::now() - age)
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err("expected NAME=VALUE".to_string()),
+    }
+}
 
 fn decision_label(decision: CallDecision) -> String {
     match decision {
@@ -26,9 +62,26 @@ pub struct RunsArgs {
     /// How many runs to show, newest first
     #[arg(long, default_value_t = 20)]
     limit: i64,
-    /// Only runs waiting for approval
+    /// Only runs waiting for approval (same as --status awaiting-approval)
     #[arg(long)]
     pending: bool,
+    /// Only runs in this state (repeatable): running, awaiting-approval, interrupted,
+    /// succeeded, failed, rolled-back, rollback-failed
+    #[arg(long = "status", value_name = "STATE", value_parser = parse_state)]
+    states: Vec<RunState>,
+    /// Only runs of this runbook
+    #[arg(long, value_name = "NAME")]
+    runbook: Option<String>,
+    /// Only runs started by this operator
+    #[arg(long, value_name = "NAME")]
+    operator: Option<String>,
+    /// Only runs started since a time: `2026-12-01`, an RFC 3339 time, or an age
+    /// such as `90m`, `24h`, `7d`
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    since: Option<DateTime<Utc>>,
+    /// Only runs with this parameter value (repeatable): `-p organization_id=2`
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -46,29 +99,49 @@ pub struct StatusArgs {
 pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
     let result: Result<u8, Reported> = async {
         let state = Session::open(config)?.state().await?;
-        let mut runs = state.list_runs(args.limit).await.map_err(|e| {
+        let mut states = args.states;
+        if args.pending {
+            states.push(RunState::AwaitingApproval);
+        }
+        let filter = RunFilter {
+            runbook: args.runbook,
+            operator: args.operator,
+            since: args.since,
+            states,
+            params: args.params,
+        };
+        let runs = state.find_runs(&filter, args.limit).await.map_err(|e| {
             output::error(&e.to_string());
             Reported(exit::FAILED)
         })?;
-        if args.pending {
-            runs.retain(|r| r.state == crate::state::RunState::AwaitingApproval);
-        }
         if args.json {
             output::json(&runs);
             return Ok(exit::SUCCESS);
         }
         if runs.is_empty() {
-            say!("no runs yet");
+            say!("no runs");
+            return Ok(exit::SUCCESS);
         }
+        say!(
+            "{BOLD}{:<36}  {:<24} {:<17} {:>9} {:>10}  {:<19}  {}{BOLD:#}",
+            "RUN",
+            "RUNBOOK",
+            "STATE",
+            "STEPS",
+            "DURATION",
+            "STARTED (UTC)",
+            "OPERATOR"
+        );
         for run in runs {
             let style = output::status_style(&run.state.to_string());
             say!(
-                "{}  {:<24} {style}{:<17}{style:#} {:>3} steps {:>7} ms  {}  {DIM}{}{DIM:#}",
+                "{:<36}  {:<24} {style}{:<17}{style:#} {:>9} {:>10}  {}  {DIM}{}{DIM:#}",
                 run.id,
                 run.runbook,
                 run.state.to_string(),
                 run.steps_total,
-                run.duration_ms.map_or("-".to_string(), |d| d.to_string()),
+                run.duration_ms
+                    .map_or("-".to_string(), |d| format!("{d} ms")),
                 run.started_at.format("%Y-%m-%d %H:%M:%S"),
                 run.operator
             );

@@ -42,6 +42,18 @@ pub enum RunState {
     RollbackFailed,
 }
 
+impl RunState {
+    pub const ALL: [RunState; 7] = [
+        RunState::Running,
+        RunState::AwaitingApproval,
+        RunState::Interrupted,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::RolledBack,
+        RunState::RollbackFailed,
+    ];
+}
+
 impl std::fmt::Display for RunState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

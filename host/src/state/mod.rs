@@ -26,7 +26,7 @@ pub use control::{
     ApprovalDecision, ApprovalRecord, ApprovalRequest, Decision, Lease, RollbackRecord, RunState,
 };
 pub use journal::{CallDecision, CallRecord};
-pub use runs::{MIN_RUN_ID_PREFIX, NewRun, RunDetail, RunRecord, RunStatus, RunSummary};
+pub use runs::{MIN_RUN_ID_PREFIX, NewRun, RunDetail, RunFilter, RunRecord, RunStatus, RunSummary};
 pub use spool::{AuditSpool, SpoolError};
 pub use steps::{LogLine, StepOutcome, StepRecord, StepStart, StepStatus};
 pub use store::{Backend, StateStore};

@@ -265,27 +265,69 @@ impl StateStore {
 
     /// The newest `limit` runs, newest first.
     pub async fn list_runs(&self, limit: i64) -> Result<Vec<RunSummary>, StateError> {
+        self.find_runs(&RunFilter::default(), limit).await
+    }
+
+    /// The newest `limit` runs that `filter` keeps, newest first.
+    pub async fn find_runs(
+        &self,
+        filter: &RunFilter,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>, StateError> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
-        // COUNT, not SUM: PostgreSQL's SUM over BIGINT is NUMERIC, which the
-        // Any driver cannot decode.
-        let rows = sqlx::query(
-            "SELECT r.id, r.runbook, r.operator, r.status, r.started_at, r.finished_at, \
-             r.lease_expires_at, r.rollback_status, \
-             (SELECT COUNT(*) FROM approvals a JOIN steps s ON s.run_id = a.run_id \
-              AND s.step_index = a.step_index WHERE a.run_id = r.id AND s.status = 'running') \
-             AS waiting, \
-             (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id) AS steps_total, \
-             (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id AND s.status = 'failed') \
-             AS steps_failed \
-             FROM runs r ORDER BY r.started_at DESC, r.id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let since = filter
+            .since
+            .as_ref()
+            .map(|at| format_ts("--since", at))
+            .transpose()?;
+        // The state and the parameters are judged after reading (one is derived, the
+        // other JSON), so rows are read a page at a time until enough are kept.
+        let page = if filter.judged_after_reading() {
+            PAGE
+        } else {
+            limit
+        };
+        let mut kept = Vec::new();
+        let mut offset = 0i64;
         let now = Utc::now();
-        rows.iter().map(|r| summary_from_row(r, now)).collect()
+        loop {
+            // COUNT, not SUM: PostgreSQL's SUM over BIGINT is NUMERIC, which the
+            // Any driver cannot decode.
+            let rows = sqlx::query(
+                "SELECT r.id, r.runbook, r.operator, r.status, r.started_at, r.finished_at, \
+                 r.lease_expires_at, r.rollback_status, r.params, \
+                 (SELECT COUNT(*) FROM approvals a JOIN steps s ON s.run_id = a.run_id \
+                  AND s.step_index = a.step_index WHERE a.run_id = r.id AND s.status = 'running') \
+                 AS waiting, \
+                 (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id) AS steps_total, \
+                 (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id AND s.status = 'failed') \
+                 AS steps_failed \
+                 FROM runs r WHERE ($3 IS NULL OR r.runbook = $3) \
+                 AND ($4 IS NULL OR r.operator = $4) AND ($5 IS NULL OR r.started_at >= $5) \
+                 ORDER BY r.started_at DESC, r.id DESC LIMIT $1 OFFSET $2",
+            )
+            .bind(page)
+            .bind(offset)
+            .bind(filter.runbook.as_deref())
+            .bind(filter.operator.as_deref())
+            .bind(since.as_deref())
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                let summary = summary_from_row(row, now)?;
+                let params: String = col(row, "params", || format!("runs row {:?}", summary.id))?;
+                if filter.keeps(&summary, &params) {
+                    kept.push(summary);
+                }
+            }
+            if kept.len() as i64 >= limit || (rows.len() as i64) < page {
+                kept.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                return Ok(kept);
+            }
+            offset += page;
+        }
     }
 
     /// The run `run_id` with its steps in index order.
@@ -373,5 +415,9 @@ impl StateStore {
     }
 }
 
+mod filter;
 #[cfg(test)]
 mod tests;
+
+use filter::PAGE;
+pub use filter::RunFilter;

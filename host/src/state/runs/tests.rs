@@ -338,3 +338,56 @@ async fn exact_id_wins_over_prefix_matches() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_found_by_runbook_operator_start_state_and_parameters() {
+    on_all_backends(|_, url| async move {
+        let store = StateStore::open(&url).await.unwrap();
+        store
+            .create_run(&new_run(RUN_A, "2025-06-01T10:00:00.000000Z"))
+            .await
+            .unwrap();
+        let mut other = new_run(RUN_B, "2025-06-03T10:00:00.000000Z");
+        other.runbook = "issue-refund".into();
+        other.operator = "bob".into();
+        other.params = json!({"organization_id": 2});
+        store.create_run(&other).await.unwrap();
+        let ids = |runs: Vec<RunSummary>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let find = |filter: RunFilter| {
+            let store = store.clone();
+            async move { ids(store.find_runs(&filter, 10).await.unwrap()) }
+        };
+        assert_eq!(find(RunFilter::default()).await, [RUN_B, RUN_A]);
+        let by_runbook = RunFilter {
+            runbook: Some("issue-refund".into()),
+            ..RunFilter::default()
+        };
+        assert_eq!(find(by_runbook).await, [RUN_B]);
+        let by_operator = RunFilter {
+            operator: Some("alice@example.com".into()),
+            ..RunFilter::default()
+        };
+        assert_eq!(find(by_operator).await, [RUN_A]);
+        let since = RunFilter {
+            since: Some(t("2025-06-02T00:00:00Z")),
+            ..RunFilter::default()
+        };
+        assert_eq!(find(since).await, [RUN_B]);
+        let by_param = RunFilter {
+            params: vec![("organization_id".into(), "2".into())],
+            ..RunFilter::default()
+        };
+        assert_eq!(find(by_param).await, [RUN_B]);
+        // Both are unfinished with no lease: interrupted.
+        let by_state = RunFilter {
+            states: vec![crate::state::RunState::Interrupted],
+            ..RunFilter::default()
+        };
+        assert_eq!(find(by_state).await, [RUN_B, RUN_A]);
+        assert_eq!(
+            ids(store.find_runs(&RunFilter::default(), 1).await.unwrap()),
+            [RUN_B]
+        );
+    })
+    .await;
+}
