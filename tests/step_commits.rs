@@ -231,3 +231,80 @@ statements = [{{ sql = "SELECT * FROM runbook_step_commits", mode = "query" }}]
     // Nothing ran: no run was recorded.
     assert_eq!(ws.json(&["runs", "--json"]), serde_json::json!([]));
 }
+
+/// A PostgreSQL login role of the test's own, dropped when the guard goes (after the
+/// workspace's database, which holds its privileges).
+struct Role(String);
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        pg_execute(
+            support::PG_ADMIN_URL,
+            &format!("DROP ROLE IF EXISTS {}", self.0),
+        );
+    }
+}
+
+fn pg_execute(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    support::block_on(async move {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
+#[test]
+fn a_role_that_may_not_create_tables_needs_db_init_and_is_refused_without_it() {
+    let role = Role(format!("rb_role_{}", uuid::Uuid::new_v4().simple()));
+    let mut ws = Workspace::with_demo(Backend::Postgres);
+    // `db init` (as the superuser) created the host's table; the runbooks' role may use
+    // the tables but create none (PostgreSQL 15's default for `public`).
+    ws.target_execute(&format!(
+        "CREATE ROLE {r} LOGIN;
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         GRANT USAGE ON SCHEMA public TO {r};
+         GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {r};",
+        r = role.0
+    ));
+    let superuser = ws.target_url.clone();
+    ws.target_url = ws
+        .target_url
+        .replace("postgres://postgres@", &format!("postgres://{}@", role.0));
+    ws.write_config("");
+    ws.add_runbook(
+        "read",
+        r#"name = "read"
+description = "test"
+[[steps]]
+id = "read"
+plugin = "probe"
+[steps.input]
+statements = [{ sql = "SELECT id FROM organizations WHERE id = 1", mode = "query" }]
+[steps.grants.db]
+select = ["organizations"]
+"#,
+    );
+    let (code, report, out) = ws.exec("read", &[]);
+    assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
+    assert_eq!(report["state"], "succeeded", "{report}");
+    // Even a read-only step's transaction commits with its record.
+    assert_eq!(
+        ws.scalar_i64("SELECT COUNT(*) FROM runbook_step_commits"),
+        1
+    );
+
+    // Without the table, and unable to create it: refused before anything runs.
+    pg_execute(&superuser, "DROP TABLE runbook_step_commits;");
+    let (code, _, out) = ws.exec("read", &[]);
+    assert_eq!(code, 1, "{}\n{}", stderr(&out), stdout(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("runbook_step_commits") && message.contains("db init"),
+        "{message}"
+    );
+    assert_eq!(ws.json(&["runs", "--json"]).as_array().unwrap().len(), 1);
+}

@@ -58,9 +58,13 @@ impl TargetDb {
         if self.simple(PROBE).await.is_ok() {
             return Ok(());
         }
-        self.simple(CREATE)
-            .await
-            .map_err(|e| TargetError::HostTable(e.to_string()))
+        self.simple(CREATE).await.map_err(|e| {
+            TargetError::HostTable(format!(
+                "it is missing and could not be created ({e}); create it with `runbook db init` \
+                 (as a role that may create tables): the host records there which steps \
+                 committed their writes, so that a resumed run never repeats one"
+            ))
+        })
     }
 
     /// The completion record of step `step_index` of run `run_id`, if its transaction
