@@ -29,3 +29,12 @@ pub fn after_send(step_id: &str) {
         die("after-send", step_id);
     }
 }
+
+/// `after-target-commit:<step>`: right after the step's target transaction (its writes
+/// and its completion record) committed, before the state store records the step (the
+/// window the completion record covers).
+pub fn after_target_commit(step_id: &str) {
+    if armed("after-target-commit", step_id) {
+        die("after-target-commit", step_id);
+    }
+}

@@ -103,6 +103,11 @@ impl StepLog {
         self.lines.len()
     }
 
+    /// The lines kept so far (without the marker [`finish`](Self::finish) adds).
+    pub fn lines(&self) -> &[LogLine] {
+        &self.lines
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }

@@ -44,6 +44,8 @@ pub async fn db(config: Option<&Path>, command: DbCommand) -> u8 {
             .migrate(&args.schema.join("migrations"))
             .await
             .map_err(failed)?;
+        // The host's own table, part of every target's schema (see ARCHITECTURE).
+        target.ensure_step_commits().await.map_err(failed)?;
         if args.demo {
             let demo = args.schema.join("demo.sql");
             let sql = std::fs::read_to_string(&demo).map_err(|e| {

@@ -12,6 +12,7 @@ use super::failpoint::{die_by_failpoint, failpoint_after_step};
 use super::report::{AwaitingApproval, StepReport};
 use super::rollback::rollback_state;
 use super::run::run_audit;
+use super::step::scope_plugin;
 use super::{ExecError, Executor, Plan, RunObserver, RunReport, RunScope, lease};
 use crate::spec::runbook::{OnFailure, Runbook, Step};
 use crate::state::{
@@ -178,6 +179,23 @@ impl<'a, 'o> Drive<'a, 'o> {
                     &mut *self.observer,
                 )
                 .await;
+        }
+        // A step in flight whose target transaction committed is finished: its
+        // completion record, not another attempt, supplies its outcome.
+        if let Some(in_flight) = earlier
+            && !self.scope.dry_run
+        {
+            let plugins = self.scope.plugins.clone();
+            let plugin = scope_plugin(&plugins, step, &step.plugin)?;
+            let recorded = self
+                .exec
+                .finished_in_target(&self.scope.run_id, (index, step), plugin, in_flight)
+                .await?;
+            if let Some((report, finish)) = recorded {
+                self.store_pending().await?;
+                self.pending = Some(finish);
+                return Ok(Gate::Open(report));
+            }
         }
         let previous = self.pending.take();
         let (report, finish) = self

@@ -7,6 +7,7 @@
 //! `report.rs` and `plan.rs` what a run reports.
 
 mod approval;
+mod completion;
 mod drive;
 mod error;
 mod failpoint;

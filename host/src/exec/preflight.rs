@@ -88,6 +88,12 @@ impl Executor<'_> {
         }
         let plugins = self.load_plugins(runbook, actor).await?;
         self.check_implied(runbook, actor).await?;
+        // Where a step's completion record goes (a dry run commits nothing).
+        if !self.dry_run
+            && let Some(target) = &self.target
+        {
+            target.ensure_step_commits().await?;
+        }
         Ok(plugins)
     }
 

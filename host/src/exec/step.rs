@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::completion;
 use super::preflight::Plugins;
 use super::report::StepReport;
 use super::{ExecError, Executor, RunScope, host_line};
@@ -404,34 +405,50 @@ impl Executor<'_> {
         if let Some(t) = &mut tx {
             t.clear_deadline();
         }
-        if scope.dry_run {
-            if let Some(t) = &mut tx {
-                let sql = if status == StepStatus::Succeeded {
-                    "RELEASE SAVEPOINT runbook_step"
-                } else {
-                    "ROLLBACK TO SAVEPOINT runbook_step"
-                };
-                if let Err(e) = t.execute(sql, &[]).await {
-                    status = StepStatus::Failed;
-                    // A timed-out step's own error says more than the savepoint's.
-                    error.get_or_insert(format!("dry run: {sql}: {e}"));
-                }
-            }
-        } else if let Some(t) = tx.take() {
-            // The step's writes stand or fall with the step.
-            let result = if status == StepStatus::Succeeded {
-                t.commit().await
+        if scope.dry_run
+            && let Some(t) = &mut tx
+        {
+            let sql = if status == StepStatus::Succeeded {
+                "RELEASE SAVEPOINT runbook_step"
             } else {
-                t.rollback().await
+                "ROLLBACK TO SAVEPOINT runbook_step"
             };
-            if let Err(e) = result {
+            if let Err(e) = t.execute(sql, &[]).await {
                 status = StepStatus::Failed;
-                error = Some(format!("database transaction could not be finished: {e}"));
+                // A timed-out step's own error says more than the savepoint's.
+                error.get_or_insert(format!("dry run: {sql}: {e}"));
             }
         }
         capture_output(&mut state, "stdout");
         capture_output(&mut state, "stderr");
         let mut recording = std::mem::take(&mut state.capabilities.calls.recording);
+        let calls = state.capabilities.take_calls();
+        if !scope.dry_run
+            && let Some(t) = tx.take()
+        {
+            // The step's writes stand or fall with the step, and with the record that it
+            // finished (see `completion.rs`).
+            let finished = if status == StepStatus::Succeeded {
+                let committing = completion::Committing {
+                    run_id: &scope.run_id,
+                    step_index: journal_index,
+                    attempt,
+                    step_id: &step.id,
+                    output: output.as_ref(),
+                    calls: &calls,
+                    aborted: state.capabilities.db.session.poisoned.is_some(),
+                };
+                completion::commit_step(t, committing, &mut recording).await
+            } else {
+                t.rollback()
+                    .await
+                    .map_err(|e| format!("database transaction could not be finished: {e}"))
+            };
+            if let Err(e) = finished {
+                status = StepStatus::Failed;
+                error = Some(e);
+            }
+        }
         if scope.dry_run {
             // A dry run changed nothing, so it has nothing to attest to but refusals.
             let StepRecording { audit, log } = &mut recording;
@@ -462,7 +479,7 @@ impl Executor<'_> {
             error,
             retryable,
             recording,
-            calls: state.capabilities.take_calls(),
+            calls,
             tx,
         }
         .hand_back(scope)

@@ -7,6 +7,7 @@
 mod postgres;
 mod sqlite;
 mod sqlite_authorizer;
+mod step_commits;
 mod transaction;
 mod value;
 
@@ -19,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
 pub use sqlite_authorizer::{SqliteOpinion, TableAccess, TableAction};
+pub use step_commits::{HOST_TABLE_PREFIX, STEP_COMMITS, StepCommit, is_host_table};
 use transaction::Conn;
 pub use transaction::StepTransaction;
 pub use value::{Column, ResultCap, ResultCaps, Rows, SqlValue};
@@ -68,6 +70,10 @@ pub enum TargetError {
     /// The result went past a cap while it streamed in: the statement was stopped.
     #[error("{}", too_large(*.cap, *.limit))]
     ResultTooLarge { cap: ResultCap, limit: u64 },
+    /// The host's own table (`runbook_step_commits`) is missing and cannot be created,
+    /// or holds a record the host cannot use.
+    #[error("the host's table `runbook_step_commits` in the target database: {0}")]
+    HostTable(String),
 }
 
 fn too_large(cap: ResultCap, limit: u64) -> String {

@@ -9,6 +9,7 @@ use super::{SqlAccess, StatementKind};
 use crate::capability::{GrantTable, Lint, Missing};
 use crate::spec::Diagnostics;
 use crate::spec::read::{SpannedList, items};
+use crate::target::is_host_table;
 
 /// `[steps.grants.db]` as written: table lists per statement kind.
 #[derive(Debug, Deserialize)]
@@ -65,7 +66,9 @@ impl DbGrant {
     /// pair that is not, so the denial names exactly what was missing.
     pub fn check(&self, access: &SqlAccess) -> Result<(), Denied> {
         for (kind, table) in access.requirements() {
-            if !self.tables(kind).contains(table) {
+            // The host's own tables are out of every step's reach, whatever a grant
+            // built some other way says.
+            if is_host_table(table) || !self.tables(kind).contains(table) {
                 return Err(Denied {
                     kind,
                     table: table.to_string(),
@@ -93,7 +96,13 @@ impl GrantTable for DbGrant {
         for (kind, list, out) in lists {
             for table in items(list) {
                 let name = table.get_ref().trim().to_lowercase();
-                if is_table_name(&name) {
+                if is_table_name(&name) && is_host_table(&name) {
+                    diags.error_with_help(
+                        table.span(),
+                        format!("table {name:?} in `{kind}` is reserved for the host"),
+                        "tables named `runbook_*` hold the host's own records (which steps committed their writes); no step may read or write them",
+                    );
+                } else if is_table_name(&name) {
                     out.insert(name);
                 } else {
                     diags.error_with_help(
@@ -268,6 +277,43 @@ mod tests {
             ddl: set(ddl),
             ..DbGrant::default()
         }
+    }
+
+    #[test]
+    fn the_hosts_tables_are_denied_even_when_granted() {
+        let g = grant(
+            &["runbook_step_commits", "invoices"],
+            &["public.runbook_step_commits"],
+            &[],
+        );
+        let analyze = |sql: &str| {
+            super::super::sql::analyze(sql, super::super::SqlDialect::Postgres).unwrap()
+        };
+        for sql in [
+            "SELECT * FROM runbook_step_commits",
+            "DELETE FROM public.runbook_step_commits",
+            "SELECT * FROM invoices JOIN \"RUNBOOK_STEP_COMMITS\" r ON true",
+        ] {
+            let denied = g.check(&analyze(sql)).unwrap_err();
+            assert!(
+                denied.table.to_lowercase().contains("runbook_step_commits"),
+                "{sql}: {denied}"
+            );
+        }
+        assert!(g.check(&analyze("SELECT * FROM invoices")).is_ok());
+    }
+
+    #[test]
+    fn a_grant_naming_a_host_table_is_an_error() {
+        let raw: RawDbGrant =
+            toml::from_str("select = [\"invoices\", \"Runbook_Step_Commits\"]").unwrap();
+        let mut diags = Diagnostics::new("test", "");
+        let g = DbGrant::parse(&raw, &mut diags);
+        assert!(!g.select.contains("runbook_step_commits"));
+        assert!(
+            format!("{diags:?}").contains("reserved for the host"),
+            "{diags:?}"
+        );
     }
 
     #[test]
