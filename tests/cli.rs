@@ -458,3 +458,33 @@ fn runs_are_filtered_by_runbook_status_operator_time_and_parameter() {
     );
     assert_eq!(lines.len(), 2, "{table}");
 }
+
+/// `show` tells what a reviewer needs of each step: an approval gate as a gate (who, how
+/// many, what a timeout does), a rollback with its plugin and grants; counts read right.
+#[test]
+fn show_prints_approval_gates_and_rollbacks() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let text = stdout(&ws.run(&["show", "refund-and-downgrade"]));
+    assert!(
+        text.contains("approve (Approve the refund and downgrade) approval gate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("approvers: 1 of group:billing-leads"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rollback: plugin refund-compensate"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.trim_end().ends_with("plugin")),
+        "{text}"
+    );
+    let list = stdout(&ws.run(&["list"]));
+    assert!(
+        list.contains("(1 step)") || list.contains(" steps)"),
+        "{list}"
+    );
+    assert!(!list.contains("(1 steps)"), "{list}");
+}

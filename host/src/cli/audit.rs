@@ -103,8 +103,8 @@ pub async fn audit(config: Option<&Path>, command: AuditCommand) -> u8 {
                 } else {
                     match verification {
                         AuditVerification::Intact { entries, head } => say!(
-                            "{OK}intact{OK:#}: {} entries, head {}",
-                            entries,
+                            "{OK}intact{OK:#}: {}, head {}",
+                            output::count(entries, "entry"),
                             head.as_deref().unwrap_or("(empty)")
                         ),
                         AuditVerification::Broken { seq, reason } => {

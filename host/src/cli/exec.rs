@@ -411,11 +411,11 @@ fn print_summary(report: &crate::exec::RunReport) {
     }
     let style = output::status_style(&report.state.to_string());
     say!(
-        "\n{style}{}{style:#} {} in {} ms ({} steps)",
+        "\n{style}{}{style:#} {} in {} ms ({})",
         report.state,
         report.runbook,
         report.duration_ms,
-        report.steps.len()
+        output::count(report.steps.len() as i64, "step")
     );
     say!("{DIM}details: runbook status {}{DIM:#}", report.run_id);
 }

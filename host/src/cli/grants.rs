@@ -165,10 +165,10 @@ fn show_review(review: &GrantReview) {
         say!("\n{OK}no findings{OK:#}");
     } else {
         say!(
-            "\n{WARN}{} findings{WARN:#} ({} errors) in {} runbooks",
-            lints.len(),
-            errors,
-            review.runbooks.len()
+            "\n{WARN}{}{WARN:#} ({}) in {}",
+            output::count(lints.len() as i64, "finding"),
+            output::count(errors as i64, "error"),
+            output::count(review.runbooks.len() as i64, "runbook")
         );
     }
 }

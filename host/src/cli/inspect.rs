@@ -83,10 +83,10 @@ pub async fn list(config: Option<&Path>, args: ListArgs) -> u8 {
         let name = row["name"].as_str().unwrap_or("?");
         if row["valid"] == Value::Bool(true) {
             say!(
-                "{BOLD}{:<28}{BOLD:#} {} {DIM}({} steps){DIM:#}",
+                "{BOLD}{:<28}{BOLD:#} {} {DIM}({}){DIM:#}",
                 name,
                 row["description"].as_str().unwrap_or(""),
-                row["steps"]
+                output::count(row["steps"].as_i64().unwrap_or(0), "step")
             );
         } else {
             say!(
@@ -130,26 +130,73 @@ pub async fn show(config: Option<&Path>, args: ShowArgs) -> u8 {
         }
         say!("\n{BOLD}steps{BOLD:#}");
         for (i, step) in runbook.steps.iter().enumerate() {
+            let what = match &step.approval {
+                Some(_) => "approval gate".to_string(),
+                None => format!("plugin {}", step.plugin),
+            };
             say!(
-                "  {}. {BOLD}{}{BOLD:#} {}plugin {}",
+                "  {}. {BOLD}{}{BOLD:#} {}{}",
                 i + 1,
                 step.id,
                 step.name
                     .as_deref()
                     .map(|n| format!("({n}) "))
                     .unwrap_or_default(),
-                step.plugin
+                what
             );
             if let Some(when) = &step.when {
                 say!("     when: {}", when);
             }
-            for line in grant_lines(&step.grants) {
-                say!("     grant: {}", line);
+            if let Some(approval) = &step.approval {
+                say!(
+                    "     approvers: {} of {}{}",
+                    approval.required,
+                    approval.approvers.join(", "),
+                    if approval.allow_self {
+                        " (the operator may approve)"
+                    } else {
+                        ""
+                    }
+                );
+                if let Some(timeout) = approval.timeout {
+                    say!(
+                        "     on timeout after {}: {}",
+                        humantime_secs(timeout),
+                        approval.on_timeout.as_str()
+                    );
+                }
             }
+            if !step.plugin.is_empty() {
+                for line in grant_lines(&step.grants) {
+                    say!("     grant: {}", line);
+                }
+            }
+            if let Some(rollback) = &step.rollback {
+                say!("     rollback: plugin {}", rollback.plugin);
+                for line in grant_lines(&rollback.grants) {
+                    say!("       grant: {}", line);
+                }
+            }
+        }
+        if !runbook.rollback_approvers.is_empty() {
+            say!(
+                "\n{BOLD}rollback{BOLD:#} on demand by {}",
+                runbook.rollback_approvers.join(", ")
+            );
         }
         Ok(exit::SUCCESS)
     })();
     result.unwrap_or_else(|Reported(code)| code)
+}
+
+/// `90s`, `15m`, `2h`: the way a timeout is written in a runbook.
+fn humantime_secs(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// One line per thing granted, the way a security reviewer reads them.
@@ -219,9 +266,12 @@ pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
                 say!("{OK}ok{OK:#}      {}", r["file"].as_str().unwrap_or(""));
             } else {
                 say!(
-                    "{FAIL}invalid{FAIL:#} {} ({} errors)",
+                    "{FAIL}invalid{FAIL:#} {} ({})",
                     r["file"].as_str().unwrap_or(""),
-                    r["errors"].as_array().map_or(0, |a| a.len())
+                    output::count(
+                        r["errors"].as_array().map_or(0, |a| a.len() as i64),
+                        "error"
+                    )
                 );
             }
         }

@@ -122,6 +122,17 @@ pub fn err_line(args: fmt::Arguments<'_>) {
         .and_then(|()| stderr.write_all(b"\n"));
 }
 
+/// `1 step`, `2 steps`, `0 errors`, `3 entries`: a count with its noun in English.
+pub fn count(n: i64, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 pub fn error(message: &str) {
     say_err!("{FAIL}error{FAIL:#}: {}", message);
 }
@@ -187,6 +198,15 @@ mod tests {
         assert_eq!(escape("a\rb\tc\u{1b}[2Jd"), "a\\rb\\tc\\u{1b}[2Jd");
         assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(escape("\u{7f}\u{85}"), "\\u{7f}\\u{85}");
+    }
+
+    #[test]
+    fn counts_take_the_plural_they_need() {
+        use super::count;
+        assert_eq!(count(1, "step"), "1 step");
+        assert_eq!(count(0, "error"), "0 errors");
+        assert_eq!(count(2, "entry"), "2 entries");
+        assert_eq!(count(3, "day"), "3 days");
     }
 
     #[test]
