@@ -94,7 +94,12 @@ impl GrantTable for EmailGrant {
     }
 
     fn describe(&self) -> Vec<String> {
-        let mut line = format!("to: {}", self.recipients.join(", "));
+        // A manifest declares that the plugin sends mail; the step's grant names to whom.
+        let mut line = if self.recipients.is_empty() {
+            "send (recipients named by the step's grant)".to_string()
+        } else {
+            format!("to: {}", self.recipients.join(", "))
+        };
         if let Some(max) = self.max_per_run {
             line.push_str(&format!(" (at most {max} per run)"));
         }
@@ -230,6 +235,18 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_need_without_recipients_reads_as_sending_mail() {
+        assert_eq!(
+            grant(&[], None).describe(),
+            ["send (recipients named by the step's grant)"]
+        );
+        assert_eq!(
+            grant(&["ops@example.com"], Some(2)).describe(),
+            ["to: ops@example.com (at most 2 per run)"]
+        );
+    }
 
     fn grant(recipients: &[&str], max_per_run: Option<u32>) -> EmailGrant {
         EmailGrant {
