@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::exit;
 use super::output::{self, BOLD, DIM, FAIL, OK, WARN};
-use super::output::{say, say_inline};
+use super::output::{say, say_err, say_inline};
 use super::session::{Reported, Session};
 use crate::capability::AnalysisCache;
 use crate::capability::Services;
@@ -133,13 +133,16 @@ pub(super) fn report_error(e: &ExecError) -> Reported {
 }
 
 /// Who is acting: `--as`, else `RUNBOOK_OPERATOR` (clap reads both into `given`), else
-/// the OS login name. Never blank: the audit log names a person for every act, so an
+/// the OS login name (`$USER`, `$LOGNAME`, the account database). Never blank: the audit log names a person for every act, so an
 /// empty name (or one with control characters) is refused, not recorded.
 pub(super) fn operator(given: Option<String>) -> Result<String, Reported> {
     let login = || {
         ["USER", "LOGNAME"]
             .into_iter()
-            .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+            .find_map(|var| std::env::var(var).ok())
+            // A container often sets neither; the account database still knows.
+            .or_else(|| whoami::username().ok())
+            .filter(|v| !v.trim().is_empty())
     };
     let name = match given {
         Some(name) => name,
@@ -165,7 +168,12 @@ async fn run(config: Option<&Path>, args: ExecArgs) -> Result<u8, Reported> {
         .session
         .load_runbook(&args.runbook, &engine.plugins)?;
     let given = parse_cli_params(&runbook, &args.params).map_err(|errors| {
-        output::error(&format!("invalid parameters:\n  {}", errors.join("\n  ")));
+        // One line each: the messages are the host's own, the names the operator typed
+        // are escaped within them.
+        output::error("invalid parameters:");
+        for line in &errors {
+            say_err!("  {}", line);
+        }
         Reported(exit::INVALID)
     })?;
     let operator = operator(args.operator)?;

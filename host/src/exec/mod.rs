@@ -137,21 +137,47 @@ pub fn parse_cli_params(
             continue;
         };
         match runbook.params.iter().find(|p| p.name == name) {
+            Some(_) if out.contains_key(name) => {
+                errors.push(format!("--param {name} is given twice"));
+            }
             Some(param) => match param.kind.parse_value(raw) {
                 Ok(v) => {
                     out.insert(name.to_string(), v);
                 }
                 Err(e) => errors.push(format!("--param {name}: {e}")),
             },
-            None => errors.push(format!(
-                "`{name}` is not a parameter of runbook `{}`",
-                runbook.name
-            )),
+            None => {
+                let closest = runbook
+                    .params
+                    .iter()
+                    .map(|p| (strsim::jaro_winkler(name, &p.name), &p.name))
+                    .filter(|(score, _)| *score > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                errors.push(match closest {
+                    Some((_, known)) => format!(
+                        "`{name}` is not a parameter of runbook `{}`; did you mean `{known}`?",
+                        runbook.name
+                    ),
+                    None => format!("`{name}` is not a parameter of runbook `{}`", runbook.name),
+                });
+            }
         }
     }
     if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
+        return Ok(out);
     }
+    // What can be given, so the next attempt needs no `show`.
+    errors.push(format!("parameters of `{}`:", runbook.name));
+    for p in &runbook.params {
+        let default = p
+            .default
+            .as_ref()
+            .map_or(String::new(), |d| format!(" = {d}"));
+        let required = if p.required { " (required)" } else { "" };
+        errors.push(format!("  {}: {:?}{default}{required}", p.name, p.kind));
+    }
+    if runbook.params.is_empty() {
+        errors.push("  (none)".to_string());
+    }
+    Err(errors)
 }
