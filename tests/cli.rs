@@ -517,3 +517,22 @@ fn parameter_mistakes_say_what_can_be_given() {
     assert!(!err.contains("\\n"), "one line each: {err}");
     assert_eq!(ws.json(&["runs", "--json"]).as_array().unwrap().len(), 0);
 }
+
+/// A state store that cannot record a new run is a setup problem and nothing ran: exit 2.
+#[test]
+fn a_state_store_that_cannot_record_the_run_is_exit_2() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    assert_success(&ws.run(&["runs"]));
+    ws.state_execute(
+        "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    );
+    let out = ws.run(&["exec", "billing-report"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot record a new run"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("disk is full"), "{}", stderr(&out));
+}

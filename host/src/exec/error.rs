@@ -45,6 +45,8 @@ pub enum ExecError {
     Implied(ImpliedError),
     #[error("state store: {0}")]
     State(StateError),
+    #[error("the state store cannot record a new run, so nothing ran: {0}")]
+    NotRecorded(StateError),
     #[error("target database: {0}")]
     Target(#[from] TargetError),
     #[error(
@@ -158,6 +160,7 @@ impl ExecError {
             | ExecError::NotResumable { .. }
             | ExecError::UnknownGroup { .. }
             | ExecError::ServiceUnavailable { .. }
+            | ExecError::NotRecorded(_)
             | ExecError::NotAllowed(_)
             | ExecError::Held { .. } => ErrorKind::InvalidInput,
             ExecError::State(_)

@@ -83,7 +83,9 @@ impl Executor<'_> {
                 run_id: holder,
             });
         }
-        created?;
+        // Nothing has run yet: a store that cannot record the run is the setup's fault
+        // (read-only file, full disk, no permission), reported as such.
+        created.map_err(ExecError::NotRecorded)?;
         observer.run_started(&run_id, runbook);
         let mut scope = RunScope::open(run_id, operator, operator, plugins, RunBudget::default());
         scope.dry_run = self.dry_run;
