@@ -536,3 +536,15 @@ fn a_state_store_that_cannot_record_the_run_is_exit_2() {
     );
     assert!(stderr(&out).contains("disk is full"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_mistyped_runbook_name_gets_a_did_you_mean() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let out = ws.run(&["show", "isue-refund"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `issue-refund`?"),
+        "{}",
+        stderr(&out)
+    );
+}

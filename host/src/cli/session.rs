@@ -7,6 +7,7 @@ use crate::plugin::PluginDirectory;
 use crate::spec::config::Config;
 use crate::spec::lock::{Lockfile, load_lockfile, lock_path};
 use crate::spec::runbook::{Runbook, load_runbook};
+use crate::spec::values::closest;
 use crate::state::StateStore;
 
 use super::exit;
@@ -113,14 +114,17 @@ impl Session {
                 .iter()
                 .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
                 .collect();
-            output::error(&format!(
-                "no runbook named `{name_or_path}` (known: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
+            let closest = closest(name_or_path, known.iter().map(String::as_str));
+            output::error(&match closest {
+                Some(k) => format!("no runbook named `{name_or_path}`; did you mean `{k}`?"),
+                None if known.is_empty() => format!(
+                    "no runbook named `{name_or_path}` (no runbooks in the runbook folders)"
+                ),
+                None => format!(
+                    "no runbook named `{name_or_path}` (known: {})",
                     known.join(", ")
-                }
-            ));
+                ),
+            });
             return Err(Reported(exit::INVALID));
         };
         load_runbook(&path, plugins).map_err(|d| {

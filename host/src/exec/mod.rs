@@ -147,14 +147,9 @@ pub fn parse_cli_params(
                 Err(e) => errors.push(format!("--param {name}: {e}")),
             },
             None => {
-                let closest = runbook
-                    .params
-                    .iter()
-                    .map(|p| (strsim::jaro_winkler(name, &p.name), &p.name))
-                    .filter(|(score, _)| *score > 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0));
-                errors.push(match closest {
-                    Some((_, known)) => format!(
+                let known = runbook.params.iter().map(|p| p.name.as_str());
+                errors.push(match crate::spec::values::closest(name, known) {
+                    Some(known) => format!(
                         "`{name}` is not a parameter of runbook `{}`; did you mean `{known}`?",
                         runbook.name
                     ),

@@ -193,11 +193,32 @@ pub fn required_string(
     }
 }
 
+/// The known name most like `name`, for a "did you mean": close enough to be a typo
+/// (Jaro-Winkler above 0.8), else none.
+pub fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::{DurationError, SizeError, is_identifier, is_slug, parse_duration, parse_size};
+    use super::{
+        DurationError, SizeError, closest, is_identifier, is_slug, parse_duration, parse_size,
+    };
+
+    #[test]
+    fn a_typo_finds_its_name_and_a_stranger_finds_none() {
+        let known = ["issue-refund", "billing-report", "organization_id"];
+        assert_eq!(closest("isue-refund", known), Some("issue-refund"));
+        assert_eq!(closest("organization", known), Some("organization_id"));
+        assert_eq!(closest("zzz", known), None);
+    }
 
     #[test]
     fn sizes_parse_with_decimal_and_binary_units() {
