@@ -158,8 +158,8 @@ fn latest_run(w: &World) -> Option<String> {
 }
 
 /// Drives the scenario's run to its end. `arms[i]` arms the i-th invocation (exec,
-/// approve or resume); later ones run unarmed. Returns the run id, the invocations'
-/// count and the kills, or why the run did not end.
+/// approve or resume); later ones run unarmed. Returns the run id and how many
+/// invocations were killed, or why the run did not end.
 fn drive(w: &World, sc: &Scenario, arms: &[Option<u64>]) -> Result<(String, u32), String> {
     let mut kills = 0;
     let mut approved = false;
@@ -334,6 +334,8 @@ fn reference(sc: &Scenario) -> (Outcome, usize, u64) {
     (reference, w.smtp.messages().len(), sites)
 }
 
+/// Runs the scenario uncrashed with `RUNBOOK_FAILPOINT=trace`; the most sites one
+/// invocation crossed.
 fn drive_traced(w: &World, sc: &Scenario) -> u64 {
     let mut args = vec!["exec"];
     args.extend(sc.exec);
