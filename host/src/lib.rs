@@ -6,6 +6,7 @@ pub mod capability;
 pub mod cli;
 mod contract;
 pub mod exec;
+mod failpoint;
 pub mod plugin;
 pub mod review;
 pub mod runtime;

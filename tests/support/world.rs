@@ -22,7 +22,12 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        let ws = Workspace::with_demo(Backend::Postgres);
+        World::on(Backend::Postgres)
+    }
+
+    /// The same world with its target (and state store) on `backend`.
+    pub fn on(backend: Backend) -> World {
+        let ws = Workspace::with_demo(backend);
         let stripe = LocalStripe::start();
         let smtp = SmtpServer::start();
         let receiver = WebhookReceiver::start(WEBHOOK_SECRET);

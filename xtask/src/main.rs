@@ -1,8 +1,9 @@
-//! Build automation: `cargo xtask plugins|demo|lint|pyenv|test|bench`. Plain std::process, no
+//! Build automation: `cargo xtask plugins|demo|lint|pyenv|test|bench|soak`. Plain std::process, no
 //! magic: every step prints the command it runs.
 
 mod bench;
 mod pyenv;
+mod soak;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,9 @@ commands:
   bench     [whole|micro|bulk] the figures of BENCHMARKS.md as Markdown tables:
             whole-process `runbook exec` (cold/warm cache, overhead per step on SQLite
             and PostgreSQL state, peak RSS), criterion micro-benchmarks (instantiation,
-            host-call overhead against direct sqlx), the bulk job against native sqlx";
+            host-call overhead against direct sqlx), the bulk job against native sqlx
+  soak      [--kills N] the crash torture suite (tests/torture.rs) under fresh seeds
+            until at least N kills (default 2000): kills, runs, failures, seeds";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -37,6 +40,7 @@ fn main() -> Result<()> {
         "pyenv" => pyenv::pyenv(),
         "test" => test(),
         "bench" => bench::bench(std::env::args().nth(2).as_deref()),
+        "soak" => soak::soak(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown command `{command}`")

@@ -14,7 +14,6 @@ mod calls;
 pub mod db;
 pub mod delivery;
 pub mod email;
-pub mod failpoint;
 mod grants;
 mod log;
 mod plan;

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::report::StepReport;
 use super::{ExecError, Executor, host_line};
-use crate::capability::{StepRecording, failpoint};
+use crate::capability::StepRecording;
+use crate::failpoint;
 use crate::runtime::LoadedPlugin;
 use crate::spec::runbook::Step;
 use crate::state::{
@@ -122,6 +123,7 @@ pub(super) async fn commit_step(
             ));
         }
     }
+    failpoint::site("target.commit.before");
     tx.commit()
         .await
         .map_err(|e| format!("database transaction could not be finished: {e}"))?;

@@ -1,6 +1,6 @@
 //! Crash-safety failpoints for crash tests and recovery drills.
 
-use crate::capability::failpoint;
+use crate::failpoint;
 
 /// Crash-safety failpoint: `RUNBOOK_FAILPOINT=after-step:<id>` sends the process
 /// SIGKILL the moment step `<id>` is recorded, as `kill -9` or a power cut would, so

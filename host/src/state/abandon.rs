@@ -66,7 +66,7 @@ impl StateStore {
         }
         release_lease_in(&mut tx, run_id, lease_owner).await?;
         append_in_tx(&mut tx, self.backend, audit.as_slice()).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 }

@@ -216,12 +216,12 @@ impl StateStore {
         }
         match insert_start(&mut tx, run_id, step, start).await {
             Err(lost @ StateError::LeaseLost { .. }) => {
-                tx.commit().await?;
+                crate::state::store::commit_write(tx).await?;
                 Err(lost)
             }
             other => {
                 other?;
-                tx.commit().await?;
+                crate::state::store::commit_write(tx).await?;
                 Ok(())
             }
         }
@@ -258,7 +258,7 @@ impl StateStore {
         let finish = EncodedFinish::new(finish)?;
         let mut tx = self.begin_write().await?;
         write_finish(&mut tx, self.backend, run_id, finish).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 
@@ -330,7 +330,7 @@ impl StateStore {
             super::control::release_lease_in(&mut tx, run_id, owner).await?;
         }
         append_in_tx(&mut tx, self.backend, &end.audit).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 }

@@ -188,7 +188,7 @@ impl StateStore {
     ) -> Result<(), StateError> {
         let mut tx = self.begin_write().await?;
         claim_in(&mut tx, self.backend, run_id, lease, now, ClaimFor::Resume).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 
@@ -249,7 +249,7 @@ impl StateStore {
         .execute(&mut *tx)
         .await?;
         append_in_tx(&mut tx, self.backend, std::slice::from_ref(audit)).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 
@@ -340,7 +340,7 @@ impl StateStore {
             Err(e) => return Err(e.into()),
         }
         append_in_tx(&mut tx, self.backend, std::slice::from_ref(audit)).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 
@@ -377,7 +377,7 @@ impl StateStore {
         .execute(&mut *tx)
         .await?;
         append_spool_in_tx(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 

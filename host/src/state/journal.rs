@@ -140,7 +140,7 @@ impl StateStore {
         }
         let mut tx = self.begin_write().await?;
         insert_calls(&mut tx, run_id, calls).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 

@@ -259,7 +259,7 @@ impl StateStore {
             Err(e) => return Err(e.into()),
         }
         append_in_tx(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 

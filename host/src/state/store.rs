@@ -129,6 +129,16 @@ impl StateStore {
     }
 }
 
+/// Commits a transaction from [`StateStore::begin_write`] between two counted crash
+/// sites (`RUNBOOK_FAILPOINT=nth:<N>`): every state-store commit is a moment the crash
+/// torture suite kills the process just before and just after.
+pub(super) async fn commit_write(tx: Transaction<'static, Any>) -> Result<(), StateError> {
+    crate::failpoint::site("state.commit.before");
+    tx.commit().await?;
+    crate::failpoint::site("state.commit.after");
+    Ok(())
+}
+
 /// The SQLite file `url` names, if it does not exist and the URL does not ask for it
 /// to be created; `None` for PostgreSQL.
 fn missing_sqlite_file(url: &str) -> Result<Option<PathBuf>, StateError> {

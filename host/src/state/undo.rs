@@ -103,7 +103,7 @@ impl StateStore {
             ClaimFor::Rollback,
         )
         .await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 
@@ -163,7 +163,7 @@ impl StateStore {
         }
         set_rollback_status_in(&mut tx, run_id, end.state).await?;
         append_in_tx(&mut tx, self.backend, &end.audit).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 }

@@ -129,9 +129,10 @@ impl EmailHost<'_> {
         // Committed before the message leaves: a crash during the exchange leaves it
         // behind, and the resumed step then knows the message was possibly sent.
         self.calls.journal_intent(&call, &message_id).await?;
+        crate::failpoint::site("delivery.send.before");
         let result =
             deliver_email(self.step.service.clone(), mailboxes, &rendered, &message_id).await;
-        crate::capability::failpoint::after_send(&self.calls.context.step_id);
+        crate::failpoint::after_send(&self.calls.context.step_id);
         let outcome = result
             .as_ref()
             .map(|()| Some(json!({ "message_id": message_id })));

@@ -315,12 +315,20 @@ async fn send(
             StripeMethod::Post => builder.form(&params),
             _ => builder.query(&params),
         };
+        // A write is an effect: the torture suite kills just before it leaves and just
+        // after its answer came back.
+        if op.write {
+            crate::failpoint::site("stripe.send.before");
+        }
         let result = builder
             .customize::<miniserde::json::Value>()
             .request_strategy(strategy.clone())
             .timeout(service.timeout)
             .send(&service.client)
             .await;
+        if op.write {
+            crate::failpoint::site("stripe.send.answered");
+        }
         let error = match result {
             Ok(value) => return Ok(miniserde::json::to_string(&value)),
             Err(e) => e,

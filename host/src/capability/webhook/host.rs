@@ -96,8 +96,9 @@ impl WebhookHost<'_> {
         }
         // Committed before the request leaves (see the email capability).
         self.calls.journal_intent(&call, &delivery_id).await?;
+        crate::failpoint::site("delivery.send.before");
         let result = post_signed(self.step.service.clone(), endpoint, payload, &delivery_id).await;
-        crate::capability::failpoint::after_send(&self.calls.context.step_id);
+        crate::failpoint::after_send(&self.calls.context.step_id);
         let outcome = result.as_ref().map(|d| {
             Some(json!({ "status": d.status, "body": d.body, "delivery_id": delivery_id }))
         });

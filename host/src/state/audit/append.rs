@@ -199,7 +199,7 @@ impl StateStore {
         }
         let mut tx = self.begin_write().await?;
         append_in_tx(&mut tx, self.backend, entries).await?;
-        tx.commit().await?;
+        crate::state::store::commit_write(tx).await?;
         Ok(())
     }
 }
