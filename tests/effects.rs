@@ -567,23 +567,7 @@ fn apply_coupon_creates_the_missing_coupon() {
 #[test]
 fn webhook_failure_replays_failed_events_signed_like_stripe() {
     let w = World::new();
-    // Point the demo's failed events at real events in Stripe.
-    let events: Vec<String> = w.seed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "customer.subscription.created")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect();
-    assert!(events.len() >= 2);
-    for (i, id) in events.iter().enumerate() {
-        w.ws.target_execute(&format!(
-            "UPDATE subscription_events SET stripe_event_id = '{id}'
-              WHERE id = (SELECT id FROM subscription_events
-                          WHERE processed_at IS NULL OR processing_error IS NOT NULL
-                          ORDER BY id LIMIT 1 OFFSET {i});"
-        ));
-    }
+    let events = w.link_failed_events();
     let (code, report, out) = w.exec(&["webhook-failure", "-p", "replay=true"]);
     assert_eq!(code, 0, "{}\n{}", stderr(&out), stdout(&out));
     let deliveries = w.receiver.wait_for_deliveries(events.len());

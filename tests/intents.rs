@@ -173,29 +173,6 @@ fn an_at_least_once_email_is_sent_again_with_the_same_message_id() {
     assert!(audited(&w, &run_id, "email.unknown").is_empty());
 }
 
-/// Points the demo's failed events at real events in Stripe (as effects.rs does) and
-/// returns their ids, sorted.
-fn failed_events(w: &World) -> Vec<String> {
-    let mut events: Vec<String> = w.seed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "customer.subscription.created")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect();
-    assert!(events.len() >= 2);
-    for (i, id) in events.iter().enumerate() {
-        w.ws.target_execute(&format!(
-            "UPDATE subscription_events SET stripe_event_id = '{id}'
-              WHERE id = (SELECT id FROM subscription_events
-                          WHERE processed_at IS NULL OR processing_error IS NOT NULL
-                          ORDER BY id LIMIT 1 OFFSET {i});"
-        ));
-    }
-    events.sort();
-    events
-}
-
 /// The event ids the receiver got, sorted.
 fn received_events(deliveries: &[Value]) -> Vec<String> {
     let mut received: Vec<String> = deliveries
@@ -209,7 +186,7 @@ fn received_events(deliveries: &[Value]) -> Vec<String> {
 #[test]
 fn a_webhook_possibly_delivered_before_a_crash_is_not_delivered_again() {
     let w = World::new();
-    let events = failed_events(&w);
+    let events = w.link_failed_events();
     let (run_id, _) =
         crash_after_send_then_resume(&w, "replay", &["webhook-failure", "-p", "replay=true"]);
 
@@ -242,7 +219,7 @@ fn a_webhook_possibly_delivered_before_a_crash_is_not_delivered_again() {
 #[test]
 fn an_at_least_once_webhook_is_delivered_again_with_the_same_delivery_id() {
     let w = World::new();
-    let events = failed_events(&w);
+    let events = w.link_failed_events();
     let shipped =
         std::fs::read_to_string(support::repo_root().join("runbooks/webhook-failure.toml"))
             .unwrap();

@@ -51,6 +51,29 @@ impl World {
         world
     }
 
+    /// Points the demo's failed webhook events at real events in Stripe and returns their
+    /// ids, sorted, so a replay has something to fetch and deliver.
+    pub fn link_failed_events(&self) -> Vec<String> {
+        let mut events: Vec<String> = self.seed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "customer.subscription.created")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(events.len() >= 2);
+        for (i, id) in events.iter().enumerate() {
+            self.ws.target_execute(&format!(
+                "UPDATE subscription_events SET stripe_event_id = '{id}'
+                  WHERE id = (SELECT id FROM subscription_events
+                              WHERE processed_at IS NULL OR processing_error IS NOT NULL
+                              ORDER BY id LIMIT 1 OFFSET {i});"
+            ));
+        }
+        events.sort();
+        events
+    }
+
     /// Points the demo organizations the seed mirrors at the seeded Stripe objects.
     pub fn link_organizations(&self) {
         for customer in self.seed["customers"].as_object().unwrap().values() {
