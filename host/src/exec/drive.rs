@@ -8,12 +8,12 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::approval::Gate;
-use super::failpoint::{die_by_failpoint, failpoint_after_step};
 use super::report::{AwaitingApproval, StepReport};
 use super::rollback::rollback_state;
 use super::run::run_audit;
 use super::step::scope_plugin;
 use super::{ExecError, Executor, Plan, RunObserver, RunReport, RunScope, lease};
+use crate::failpoint;
 use crate::spec::runbook::{OnFailure, Runbook, Step};
 use crate::state::{
     Lease, RunEnd, RunState, RunStatus, StateStore, StepFinish, StepRecord, StepStatus,
@@ -142,9 +142,11 @@ impl<'a, 'o> Drive<'a, 'o> {
                 Gate::Waiting(waiting) => return Ok(Stop::Awaiting(waiting)),
             };
             self.observer.step_finished(index, &report);
-            if failpoint_after_step(&step.id) {
+            // `after-step:<id>`: the moment the step is recorded, so a resume must
+            // continue with the next one.
+            if failpoint::armed("after-step", &step.id) {
                 self.store_pending().await?;
-                die_by_failpoint(&step.id);
+                failpoint::die("after-step", &step.id);
             }
             let failed = report.status == StepStatus::Failed;
             let error = report.error.clone().unwrap_or_default();

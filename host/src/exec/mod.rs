@@ -10,7 +10,6 @@ mod approval;
 mod completion;
 mod drive;
 mod error;
-mod failpoint;
 mod implied;
 mod lease;
 mod plan;
