@@ -537,14 +537,275 @@ fn a_state_store_that_cannot_record_the_run_is_exit_2() {
     assert!(stderr(&out).contains("disk is full"), "{}", stderr(&out));
 }
 
+/// The completion scripts and the manual page are generated from the command definition:
+/// bash completes a subcommand for real, every shell gets a script, and the page has the
+/// usual sections and the exit codes.
 #[test]
-fn a_mistyped_runbook_name_gets_a_did_you_mean() {
+fn completions_and_the_manual_page_come_from_the_command_definition() {
     let ws = Workspace::new(Backend::Sqlite);
-    let out = ws.run(&["show", "isue-refund"]);
+    let script = |shell: &str| {
+        let out = ws.run(&["completions", shell]);
+        assert_success(&out);
+        stdout(&out)
+    };
+    let bash = script("bash");
+    for command in [
+        "init",
+        "exec",
+        "approve",
+        "resume",
+        "status",
+        "completions",
+        "man",
+    ] {
+        assert!(bash.contains(command), "bash script lacks `{command}`");
+    }
+    // What the shell offers after `runbook ex<TAB>` and `runbook exec --dr<TAB>`.
+    let complete = |words: &str| {
+        let file = ws.path().join("runbook.bash");
+        std::fs::write(&file, &bash).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 COMP_LINE=\"{words}\"; COMP_POINT=${{#COMP_LINE}}; \
+                 _runbook runbook \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                file.display()
+            ))
+            .output()
+            .unwrap();
+        assert_success(&out);
+        stdout(&out)
+    };
+    assert_eq!(complete("runbook ex").trim(), "exec");
+    assert_eq!(complete("runbook exec --dr").trim(), "--dry-run");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        assert!(script(shell).contains("exec"), "{shell}");
+    }
+    let out = ws.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = ws.run(&["man"]);
+    assert_success(&out);
+    let page = stdout(&out);
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH SUBCOMMANDS",
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+    ] {
+        assert!(page.contains(section), "no {section}:\n{page}");
+    }
+    for exit_code in [
+        "success",
+        "a step failed",
+        "invalid input or configuration",
+        "paused",
+    ] {
+        assert!(
+            page.contains(exit_code),
+            "no exit code `{exit_code}`:\n{page}"
+        );
+    }
+    assert!(page.contains("RUNBOOK_OPERATOR"), "{page}");
+}
+
+/// `runbook init` in an empty folder gives a workspace `validate` accepts, with a plugin
+/// and a runbook dropped in; a second init changes nothing and says why (exit 2).
+#[test]
+fn init_writes_a_starter_workspace_and_never_overwrites_its_config() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let empty = tempfile::tempdir().unwrap();
+    let in_dir = |args: &[&str]| {
+        ws.command()
+            .current_dir(empty.path())
+            .env_remove("RUNBOOK_CONFIG")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = in_dir(&["init"]);
+    assert_success(&out);
+    let config = empty.path().join("runbook.toml");
+    let written = std::fs::read(&config).unwrap();
+    assert!(stdout(&out).contains("runbook.toml"), "{}", stdout(&out));
+    for folder in ["runbooks", "plugins"] {
+        assert!(empty.path().join(folder).is_dir(), "{folder}");
+    }
+    let out = in_dir(&["validate"]);
+    assert_success(&out);
+
+    // The folders it named are the ones used: a plugin and its runbook put there validate.
+    let plugins = support::repo_root().join("target/plugins");
+    for file in [
+        "quota-reset.wasm",
+        "quota-reset.toml",
+        "quota-verify.wasm",
+        "quota-verify.toml",
+    ] {
+        std::fs::copy(plugins.join(file), empty.path().join("plugins").join(file)).unwrap();
+    }
+    std::fs::copy(
+        support::repo_root().join("runbooks/quota-reset.toml"),
+        empty.path().join("runbooks/quota-reset.toml"),
+    )
+    .unwrap();
+    let out = in_dir(&["validate", "--json"]);
+    assert_success(&out);
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results.as_array().map(Vec::len), Some(1), "{results}");
+    assert_eq!(results[0]["valid"], true, "{results}");
+
+    let out = in_dir(&["init"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&config).unwrap(), written);
+
+    std::fs::write(&config, "# edited\n").unwrap();
+    let out = in_dir(&["init", "--force", "--json"]);
+    assert_success(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["created"], serde_json::json!([]), "{report}");
+    assert_eq!(std::fs::read(&config).unwrap(), written);
+
+    let out = in_dir(&["init", "--dir", "ops/billing"]);
+    assert_success(&out);
+    assert!(empty.path().join("ops/billing/runbooks").is_dir());
+    assert_eq!(
+        std::fs::read(empty.path().join("ops/billing/runbook.toml")).unwrap(),
+        written
+    );
+}
+
+/// A run id with a typo, a mistyped prefix or a `last:` with a mistyped runbook gets the
+/// run it probably meant, from every command that takes a run (exit 2, nothing done).
+#[test]
+fn a_mistyped_run_id_gets_a_did_you_mean() {
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let (code, report, _) = ws.exec("billing-report", &["as_of=2026-11"]);
+    assert_eq!(code, 0, "{report}");
+    let id = report["run_id"].as_str().unwrap().to_string();
+    let changed = |text: &str| {
+        let (head, last) = text.split_at(text.len() - 1);
+        format!("{head}{}", if last == "0" { "1" } else { "0" })
+    };
+    let typo = changed(&id);
+    let prefix = changed(&id[..10]);
+    for reference in [&typo, &prefix] {
+        for args in [
+            &["status", reference][..],
+            &["approve", reference],
+            &["resume", reference],
+            &["rollback", reference, "--yes"],
+            &["audit", "show", "--run", reference],
+        ] {
+            let out = ws.run(args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!("no run `{reference}`")),
+                "{args:?}: {err}"
+            );
+            assert!(
+                err.contains(&format!("did you mean `{id}`?")),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let out = ws.run(&["status", "last:biling-report"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("did you mean `issue-refund`?"),
+        stderr(&out).contains("did you mean `last:billing-report`?"),
         "{}",
         stderr(&out)
+    );
+    let out = ws.run(&["status", "ffffffff-ffff"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains("did you mean"), "{}", stderr(&out));
+    assert_eq!(
+        ws.json(&["runs", "--json"]).as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+/// Mistyped names: clap suggests subcommands, and every command that takes a runbook
+/// name suggests the runbook.
+#[test]
+fn mistyped_subcommands_and_runbook_names_get_a_did_you_mean() {
+    let ws = Workspace::new(Backend::Sqlite);
+    let out = ws.run(&["exce", "billing-report"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("'exec'"), "{}", stderr(&out));
+    for args in [
+        &["exec", "biling-report"][..],
+        &["show", "biling-report"],
+        &["grants", "biling-report"],
+    ] {
+        let out = ws.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("did you mean `billing-report`?"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A filter that matches nothing is an answer, with a hint when the name is unknown.
+    let ws = Workspace::with_demo(Backend::Sqlite);
+    let out = ws.run(&["runs", "--runbook", "biling-report"]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("did you mean `billing-report`?"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `runbook plugins` prints a `needs:` line only for what a manifest names: none for a
+/// plugin that needs nothing but audit and log, none for a list the step's grant fills in.
+#[test]
+fn plugins_lists_no_empty_needs() {
+    let ws = Workspace::new(Backend::Sqlite);
+    // The shipped plugins only: some test plugins are refused on purpose (exit 1).
+    let plugins = support::repo_root().join("target/plugins");
+    std::fs::write(
+        ws.path().join("runbook.toml"),
+        format!("[paths]\nplugins = [{:?}]\n", plugins.display().to_string()),
+    )
+    .unwrap();
+    let out = ws.run(&["plugins"]);
+    assert_success(&out);
+    let listing = stdout(&out);
+    let block = |name: &str| -> Vec<String> {
+        listing
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{name} ")))
+            .enumerate()
+            .take_while(|(i, l)| *i == 0 || l.starts_with(' '))
+            .map(|(_, l)| l.to_string())
+            .collect()
+    };
+    for line in listing.lines() {
+        assert!(!line.trim_end().ends_with(':'), "an empty line: {line:?}");
+    }
+    let report = block("incident-report");
+    assert!(!report.is_empty(), "{listing}");
+    assert!(!report.iter().any(|l| l.contains("needs:")), "{report:?}");
+    let replay = block("webhook-replay");
+    assert!(
+        replay
+            .iter()
+            .any(|l| l.contains("imports:") && l.contains("webhook")),
+        "{replay:?}"
+    );
+    assert!(
+        !replay.iter().any(|l| l.contains("needs:   webhook")),
+        "{replay:?}"
+    );
+    assert!(
+        replay.iter().any(|l| l.contains("needs:   db")),
+        "{replay:?}"
     );
 }

@@ -1,7 +1,8 @@
-//! Build automation: `cargo xtask plugins|demo|lint|pyenv|test|bench|soak`. Plain std::process, no
+//! Build automation: `cargo xtask plugins|demo|lint|pyenv|docs|test|bench|soak`. Plain std::process, no
 //! magic: every step prints the command it runs.
 
 mod bench;
+mod docs;
 mod pyenv;
 mod soak;
 mod tidy;
@@ -23,7 +24,9 @@ commands:
             cargo fmt --check and clippy -D warnings on the host and the plugins
   pyenv     the Python virtualenv target/py with the tests' servers (localstripe,
             aiosmtpd, stripe; pinned in tests/servers/requirements.txt)
-  test      the whole suite: pyenv, lint, plugins, then every test (what CI runs)
+  docs      the shell completion scripts (target/completions/) and the manual page
+            (target/man/runbook.1), written by `runbook completions` and `runbook man`
+  test      the whole suite: pyenv, lint, plugins, docs, then every test (what CI runs)
   bench     [whole|micro|bulk] the figures of BENCHMARKS.md as Markdown tables:
             whole-process `runbook exec` (cold/warm cache, overhead per step on SQLite
             and PostgreSQL state, peak RSS), criterion micro-benchmarks (instantiation,
@@ -38,6 +41,7 @@ fn main() -> Result<()> {
         "demo" => demo(),
         "lint" => lint(),
         "pyenv" => pyenv::pyenv(),
+        "docs" => docs::docs(),
         "test" => test(),
         "bench" => bench::bench(std::env::args().nth(2).as_deref()),
         "soak" => soak::soak(&std::env::args().skip(2).collect::<Vec<_>>()),
@@ -242,6 +246,12 @@ fn test() -> Result<()> {
     lint()?;
     plugins()?;
     let root = root();
+    // The binary the tests run writes the completions and the manual page first, so an
+    // empty one fails CI; building it here is the build the tests would do anyway.
+    run(cargo()
+        .current_dir(&root)
+        .args(["test", "--workspace", "--no-run"]))?;
+    docs::write_docs(&root.join("target/debug/runbook"))?;
     run(cargo().current_dir(&root).args(["test", "--workspace"]))?;
     // The SDK's pure parts and the plugins' business logic are unit-tested natively.
     run(cargo()

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::exit;
 use super::output::say;
 use super::output::{self, DIM, FAIL, OK};
+use super::run_ref::no_run;
 use super::session::{Reported, Session};
 use crate::state::AuditVerification;
 
@@ -65,7 +66,7 @@ pub async fn audit(config: Option<&Path>, command: AuditCommand) -> u8 {
                 if let Some(id) = &run_id
                     && entries.is_empty()
                 {
-                    output::error(&format!("no run `{id}` and no audit entry for it"));
+                    output::error(&no_run(&state, id, " and no audit entry for it").await);
                     return Err(Reported(exit::INVALID));
                 }
                 if args.json {

@@ -306,15 +306,5 @@ fn confirm_undo(run_id: &str, pending: &PendingUndo) -> Result<bool, Reported> {
 }
 
 async fn load_run(state: &StateStore, run_id: &str) -> Result<crate::state::RunDetail, Reported> {
-    match state.run(run_id).await {
-        Ok(Some(detail)) => Ok(detail),
-        Ok(None) => {
-            output::error(&format!("no run `{run_id}`"));
-            Err(Reported(exit::INVALID))
-        }
-        Err(e) => {
-            output::error(&e.to_string());
-            Err(Reported(exit::INVALID))
-        }
-    }
+    super::run_ref::load_run(state, run_id).await
 }

@@ -86,7 +86,7 @@ async fn run(config: Option<&Path>, args: GrantsArgs) -> Result<u8, Reported> {
     if let Some(name) = &args.runbook {
         current.retain_runbook(name);
         if current.runbooks.is_empty() {
-            output::error(&format!("no runbook named `{name}`"));
+            output::error(&session.no_runbook(name));
             return Err(Reported(exit::INVALID));
         }
     }

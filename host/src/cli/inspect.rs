@@ -208,6 +208,17 @@ pub fn grant_lines(grants: &Grants) -> Vec<String> {
     lines
 }
 
+/// What a manifest declares, one line per need that names something: a plugin that
+/// needs nothing but audit and log has no line, and a need whose list the step's grant
+/// fills in (`webhook endpoints:`) shows only in `imports`.
+fn need_lines(needs: &Grants) -> Vec<String> {
+    needs
+        .describe()
+        .into_iter()
+        .filter(|line| !line.trim_end().ends_with(':'))
+        .collect()
+}
+
 pub async fn validate(config: Option<&Path>, args: ValidateArgs) -> u8 {
     let Ok(session) = Session::open(config) else {
         return exit::INVALID;
@@ -381,18 +392,19 @@ pub async fn plugins(config: Option<&Path>, args: PluginsArgs) -> u8 {
             "  {DIM}sha256:{}{DIM:#}",
             row["sha256"].as_str().unwrap_or("?")
         );
+        let imports: Vec<&str> = row["imports"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
         say!(
             "  imports: {}",
-            row["imports"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            if imports.is_empty() {
+                "none".to_string()
+            } else {
+                imports.join(", ")
+            }
         );
-        for line in grant_lines(&entry.manifest.needs) {
+        for line in need_lines(&entry.manifest.needs) {
             say!("  needs:   {}", line);
         }
         if let Some(problem) = row["problem"].as_str() {

@@ -73,8 +73,8 @@ pub async fn lock(config: Option<&Path>, args: LockArgs) -> u8 {
         output::json(&json!({ "lockfile": path, "plugins": plugins }));
     } else {
         say!(
-            "{OK}locked{OK:#} {} plugins in {}",
-            lock.plugins.len(),
+            "{OK}locked{OK:#} {} in {}",
+            output::count(lock.plugins.len() as i64, "plugin"),
             path.display()
         );
     }

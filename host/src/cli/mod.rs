@@ -1,20 +1,24 @@
 //! The `runbook` command line: argument parsing, dispatch, and the exit-code contract.
 
 mod audit;
+mod completions;
 mod control;
 mod db;
 mod exec;
 mod grants;
+mod init;
 mod inspect;
 mod lock;
+mod man;
 mod output;
+mod run_ref;
 mod runs;
 mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
@@ -59,6 +63,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Set up a workspace: a commented starter runbook.toml and the runbook and plugin
+    /// folders it names (an existing runbook.toml is kept unless --force)
+    Init(init::InitArgs),
     /// List the runbooks in the runbook folders
     List(inspect::ListArgs),
     /// Show a runbook: parameters, steps, plugins and the grants each step gets
@@ -94,6 +101,10 @@ enum Command {
     /// Prepare the target database: the reference billing schema, and optionally demo data
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff): `runbook man | man -l -`
+    Man(man::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -116,6 +127,7 @@ pub fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> u8 {
     let config = cli.config.as_deref();
     match cli.command {
+        Command::Init(args) => init::init(args),
         Command::List(args) => inspect::list(config, args).await,
         Command::Show(args) => inspect::show(config, args).await,
         Command::Validate(args) => inspect::validate(config, args).await,
@@ -133,5 +145,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Status(args) => runs::status(config, args).await,
         Command::Audit(command) => audit::audit(config, command).await,
         Command::Db(command) => db::db(config, command).await,
+        Command::Completions(args) => completions::completions(Cli::command(), args),
+        Command::Man(args) => man::man(Cli::command(), args),
     }
 }

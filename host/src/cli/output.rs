@@ -165,6 +165,12 @@ pub fn json<T: Serialize>(value: &T) {
     }
 }
 
+/// Bytes on stdout exactly as given (a completion script, a manual page): never
+/// restyled or escaped, since a shell or `man` reads them, not a person.
+pub fn exact(bytes: &[u8]) {
+    let _ = std::io::stdout().lock().write_all(bytes);
+}
+
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }

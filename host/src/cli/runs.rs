@@ -54,7 +54,8 @@ fn decision_label(decision: CallDecision) -> String {
         CallDecision::Unknown => format!("{WARN}unknown, possibly sent{WARN:#}"),
     }
 }
-use super::output::say;
+use super::output::{say, say_err};
+use super::run_ref::load_run;
 use super::session::{Reported, Session};
 
 #[derive(Debug, Args)]
@@ -98,7 +99,8 @@ pub struct StatusArgs {
 
 pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
     let result: Result<u8, Reported> = async {
-        let state = Session::open(config)?.state().await?;
+        let session = Session::open(config)?;
+        let state = session.state().await?;
         let mut states = args.states;
         if args.pending {
             states.push(RunState::AwaitingApproval);
@@ -120,6 +122,12 @@ pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
         }
         if runs.is_empty() {
             say!("no runs");
+            // An empty history is an answer; a mistyped runbook name is a question.
+            if let Some(name) = &filter.runbook
+                && session.find_runbook(name).is_none()
+            {
+                say_err!("{WARN}warning{WARN:#}: {}", session.no_runbook(name));
+            }
             return Ok(exit::SUCCESS);
         }
         say!(
@@ -155,17 +163,7 @@ pub async fn runs(config: Option<&Path>, args: RunsArgs) -> u8 {
 pub async fn status(config: Option<&Path>, args: StatusArgs) -> u8 {
     let result: Result<u8, Reported> = async {
         let state = Session::open(config)?.state().await?;
-        let detail = match state.run(&args.run_id).await {
-            Ok(Some(detail)) => detail,
-            Ok(None) => {
-                output::error(&format!("no run `{}`", args.run_id));
-                return Err(Reported(exit::INVALID));
-            }
-            Err(e) => {
-                output::error(&e.to_string());
-                return Err(Reported(exit::INVALID));
-            }
-        };
+        let detail = load_run(&state, &args.run_id).await?;
         if args.json {
             output::json(&detail);
             return Ok(exit::SUCCESS);

@@ -109,27 +109,28 @@ impl Session {
         plugins: &PluginDirectory,
     ) -> Result<Runbook, Reported> {
         let Some(path) = self.find_runbook(name_or_path) else {
-            let known: Vec<String> = self
-                .runbook_files()
-                .iter()
-                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                .collect();
-            let closest = closest(name_or_path, known.iter().map(String::as_str));
-            output::error(&match closest {
-                Some(k) => format!("no runbook named `{name_or_path}`; did you mean `{k}`?"),
-                None if known.is_empty() => format!(
-                    "no runbook named `{name_or_path}` (no runbooks in the runbook folders)"
-                ),
-                None => format!(
-                    "no runbook named `{name_or_path}` (known: {})",
-                    known.join(", ")
-                ),
-            });
+            output::error(&self.no_runbook(name_or_path));
             return Err(Reported(exit::INVALID));
         };
         load_runbook(&path, plugins).map_err(|d| {
             output::diagnostics(&d);
             Reported(exit::INVALID)
         })
+    }
+
+    /// "no runbook named `x`", with the closest runbook name, or the ones there are.
+    pub fn no_runbook(&self, name: &str) -> String {
+        let known: Vec<String> = self
+            .runbook_files()
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        match closest(name, known.iter().map(String::as_str)) {
+            Some(k) => format!("no runbook named `{name}`; did you mean `{k}`?"),
+            None if known.is_empty() => {
+                format!("no runbook named `{name}` (no runbooks in the runbook folders)")
+            }
+            None => format!("no runbook named `{name}` (known: {})", known.join(", ")),
+        }
     }
 }

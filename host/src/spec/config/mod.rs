@@ -6,12 +6,14 @@
 
 mod model;
 mod raw;
+mod starter;
 mod url;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use model::{CONFIG_FILE, Config, ConfigError};
+pub use starter::STARTER;
 pub use url::DatabaseUrl;
 
 use crate::spec::Diagnostics;
